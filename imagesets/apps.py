@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ImagesetsConfig(AppConfig):
+    name = "imagesets"
+    verbose_name = "Image sets"
