@@ -4,7 +4,7 @@ from imagesets.models import Image, ImageSet
 
 
 def imageset_list():
-    return ImageSet.objects.annotate(n_images=Count("images")).select_related("created_by")
+    return ImageSet.objects.annotate(n_images=Count("images")).select_related("created_by").order_by("-created_at")
 
 
 def imageset_counts() -> dict:
