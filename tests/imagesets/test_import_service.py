@@ -42,7 +42,7 @@ def test_import_writes_canonical_files_and_rows(import_root, fake_format, settin
     assert len(images) == 6
     assert {i.split for i in images} == {"train", "test"}
     pixels = decode_image_png(str(images[0].path))
-    assert pixels.shape == (32, 32) and 0 <= pixels.min() and pixels.max() <= 1
+    assert pixels.shape == (32, 32) and pixels.min() >= 0 and pixels.max() <= 1
     mask = decode_mask_png(str(images[0].mask_path))
     assert mask.shape == (32, 32) and set(mask.ravel().tolist()) == {0, 1}
     assert images[0].metadata["label_pixels"][1] == int((mask == 1).sum())
