@@ -307,6 +307,9 @@ def _write_samples(imageset: ImageSet, source: str, options: ImportOptions, prog
         if header.label_names and sample.mask is None:
             raise DatasetError(f"subject {sample.subject}: an image has no mask while the set has labels")
         where = f"subject {sample.subject}, slice {sample.slice_index}"
+        # "Empty" is judged on the source mask: a small structure may vanish when shrunk.
+        if options.skip_empty and sample.mask is not None and not np.any(sample.mask):
+            continue
         try:
             image, mask = canonical.canonicalise(
                 sample.image,
@@ -318,8 +321,6 @@ def _write_samples(imageset: ImageSet, source: str, options: ImportOptions, prog
             )
         except canonical.CanonicalError as exc:
             raise DatasetError(f"{where}: {exc}") from None
-        if options.skip_empty and mask is not None and not mask.any():
-            continue
         index = len(rows)
         image_bytes = canonical.encode_image_png(image)
         image_path = images_dir / f"{index:06d}.png"

@@ -1,5 +1,3 @@
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from imagesets.importers import FORMATS, ImportOptions
@@ -67,4 +65,4 @@ class Command(BaseCommand):
             f"Imported {count} images into '{imageset.name}' ({imageset.width}x{imageset.height}, "
             f"{imageset.channels} channel(s), labels: {imageset.label_names or 'none'})"
         )
-        sys.stdout.write(f"{imageset.pk}\n")
+        self.stdout.write(str(imageset.pk))
