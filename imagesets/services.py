@@ -124,17 +124,21 @@ def imageset_import_from_upload(
     with zip_path.open("wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    if not zipfile.is_zipfile(zip_path):
+    try:
+        if not zipfile.is_zipfile(zip_path):
+            raise ImportRequestError("The upload is not a zip file.")
+        imageset = ImageSet.objects.create(
+            name=name.strip(),
+            description=description,
+            source_format=fmt,
+            source_path=str(zip_path),
+            import_options={**dataclasses.asdict(options), "uploaded_zip": True, "upload_name": upload.name},
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+    except BaseException:
+        # Nothing of a refused upload stays on disk.
         zip_path.unlink(missing_ok=True)
-        raise ImportRequestError("The upload is not a zip file.")
-    imageset = ImageSet.objects.create(
-        name=name.strip(),
-        description=description,
-        source_format=fmt,
-        source_path=str(zip_path),
-        import_options={**dataclasses.asdict(options), "uploaded_zip": True, "upload_name": upload.name},
-        created_by=user if user is not None and user.is_authenticated else None,
-    )
+        raise
     _enqueue_import(imageset.pk)
     return imageset
 
