@@ -169,7 +169,8 @@
     if ($("viewer").hidden || showingFeedback || e.ctrlKey || e.metaKey || e.altKey) return;
     var k = e.key.toLowerCase();
     if (k === "p") { setPaused(!paused); e.preventDefault(); return; }
-    if (paused) return;
+    // Keys pressed while an answer is in flight or an image loads would belong to no image.
+    if (paused || busy || !pixels) return;
     if (k === "enter") { submit(false); e.preventDefault(); return; }
     if (k === "0") { resetView(); return; }
     if (cfg.format === "six_point") {
