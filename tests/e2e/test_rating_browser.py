@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -99,7 +101,7 @@ def test_rater_rates_with_keyboard_pauses_resumes_and_admin_downloads(new_page):
     expect(admin_page.locator("svg").first).to_be_visible()
     with admin_page.expect_download() as download_info:
         admin_page.get_by_role("link", name="ratings.csv").click()
-    lines = open(download_info.value.path()).read().splitlines()
+    lines = Path(download_info.value.path()).read_text().splitlines()
     assert len(lines) == 23 and lines[0].startswith("rater,image_token")
 
 
