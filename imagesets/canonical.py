@@ -74,6 +74,14 @@ def _square_box(height: int, width: int, policy: SquarePolicy, image: np.ndarray
     return 0, 0, height, width
 
 
+def canonical_spacing(image: np.ndarray, policy: SquarePolicy, size: int, spacing: list[float]) -> list[float]:
+    """Pixel spacing (mm, row and column) after squaring and resizing a native image to size x size."""
+    height, width = image.shape[:2]
+    _, _, h, w = _square_box(height, width, policy, image)
+    scale = max(h, w) / size  # padding keeps the pixel pitch; only the resize changes it
+    return [round(float(s) * scale, 6) for s in spacing]
+
+
 def make_square(
     image: np.ndarray, mask: np.ndarray | None, policy: SquarePolicy
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -326,11 +326,16 @@ def _write_samples(imageset: ImageSet, source: str, options: ImportOptions, prog
         except canonical.CanonicalError as exc:
             raise DatasetError(f"{where}: {exc}") from None
         index = len(rows)
+        metadata = dict(sample.metadata)
+        if "pixel_spacing_mm" in metadata:
+            # HD95 in millimetres needs the spacing of the canonical image, not of the native one.
+            metadata["canonical_pixel_spacing_mm"] = canonical.canonical_spacing(
+                sample.image, header.square, options.size, metadata["pixel_spacing_mm"]
+            )
         image_bytes = canonical.encode_image_png(image)
         image_path = images_dir / f"{index:06d}.png"
         image_path.write_bytes(image_bytes)
         mask_rel, mask_sum = "", ""
-        metadata = dict(sample.metadata)
         if mask is not None:
             masks_dir.mkdir(exist_ok=True)
             mask_bytes = canonical.encode_mask_png(mask)

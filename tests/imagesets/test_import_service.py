@@ -214,3 +214,11 @@ def test_api_lists_sets_and_images(client, admin_user, import_root, fake_format)
     first = images["results"][0]
     assert first["image_url"].endswith(".png") and first["mask_url"].endswith("overlay.png")
     assert client.get(first["image_url"]).status_code == 200
+
+
+def test_canonical_pixel_spacing_is_recorded(import_root, fake_format):
+    imageset = services.imageset_import_run(imageset_id=start(import_root).pk)
+    image = imageset.images.first()
+    # 20 x 30 native at 1 mm, padded to 30 x 30, resized to 32 x 32.
+    assert image.metadata["pixel_spacing_mm"] == [1.0, 1.0]
+    assert image.metadata["canonical_pixel_spacing_mm"] == [0.9375, 0.9375]
