@@ -13,6 +13,7 @@ urlpatterns = [
     path("turing/", include("turing.urls")),
     path("api/imagesets/", include("imagesets.api_urls")),
     path("api/studies/", include("turing.api_urls")),
+    path("api/evaluations/", include("evaluation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),

@@ -6,4 +6,8 @@ app_name = "evaluation"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("new/", views.evaluation_create, name="create"),
+    path("<int:pk>/", views.evaluation_detail, name="detail"),
+    path("<int:pk>/status.json", views.evaluation_status, name="status"),
+    path("comparison.<str:fmt>", views.comparison_export, name="export"),
 ]
