@@ -8,7 +8,7 @@ import stat
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from imagesets import canonical
-from imagesets.importers import FORMATS, DatasetError, ImportOptions, get_importer
+from imagesets.importers import FORMATS, DatasetError, DatasetHeader, ImportOptions, Sample, get_importer
 from imagesets.models import Image, ImageSet
 
 logger = logging.getLogger(__name__)
@@ -232,24 +232,52 @@ def imageset_import_run(*, imageset_id: int, echo: ProgressFn | None = None) -> 
     transaction. On any failure the folder is removed and the set is marked failed with the message,
     so nothing is ever half-imported.
     """
+    options_dict = {}
+    state: dict = {}
+
+    def produce(imageset: ImageSet, progress: ProgressFn) -> tuple[DatasetHeader, Iterator[Sample], ImportOptions]:
+        options_dict.update(imageset.import_options)
+        uploaded = options_dict.pop("uploaded_zip", False)
+        options_dict.pop("upload_name", None)
+        options = ImportOptions(**options_dict)
+        source = imageset.source_path
+        if uploaded:
+            state["zip"] = Path(source)
+            state["extracted"] = Path(settings.MEDIA_ROOT) / "uploads" / f"extract-{imageset.uid}"
+            shutil.rmtree(state["extracted"], ignore_errors=True)
+            progress(0.0, "extracting the upload")
+            source = str(safe_extract_zip(Path(source), state["extracted"], max_bytes=settings.MAX_UNZIPPED_BYTES))
+        header, samples = get_importer(imageset.source_format)(Path(source), options, progress)
+        return header, samples, options
+
+    try:
+        return imageset_fill_run(imageset_id=imageset_id, produce=produce, echo=echo)
+    finally:
+        if "extracted" in state:
+            shutil.rmtree(state["extracted"], ignore_errors=True)
+        if "zip" in state:
+            state["zip"].unlink(missing_ok=True)
+
+
+Producer = Callable[[ImageSet, ProgressFn], tuple[DatasetHeader, Iterator[Sample], ImportOptions]]
+
+
+def imageset_fill_run(*, imageset_id: int, produce: Producer, echo: ProgressFn | None = None) -> ImageSet | None:
+    """The one writer of image sets, for imports and for GAN samples alike.
+
+    Claims a queued (or stale) set, asks `produce` for the header and samples, canonicalises and writes
+    every sample, then creates all Image rows and marks the set ready in one transaction. On failure the
+    set's folder is removed and the set is marked failed with the reason. Returns None if the set was not
+    claimable (another worker has it, or it already finished).
+    """
     imageset = _claim(imageset_id)
     if imageset is None:
         return None
     progress = _Progress(imageset.pk, echo)
-    extracted: Path | None = None
-    options_dict = dict(imageset.import_options)
-    uploaded = options_dict.pop("uploaded_zip", False)
-    options_dict.pop("upload_name", None)
     try:
-        options = ImportOptions(**options_dict)
-        source = imageset.source_path
-        if uploaded:
-            extracted = Path(settings.MEDIA_ROOT) / "uploads" / f"extract-{imageset.uid}"
-            shutil.rmtree(extracted, ignore_errors=True)
-            progress(0.0, "extracting the upload")
-            source = str(safe_extract_zip(Path(source), extracted, max_bytes=settings.MAX_UNZIPPED_BYTES))
         shutil.rmtree(imageset.folder, ignore_errors=True)
-        rows, header = _write_samples(imageset, source, options, progress)
+        header, samples, options = produce(imageset, progress)
+        rows = _write_samples(imageset, header, samples, options, progress)
         with transaction.atomic():
             Image.objects.bulk_create(rows, batch_size=500)
             digest = hashlib.sha256()
@@ -284,23 +312,18 @@ def imageset_import_run(*, imageset_id: int, echo: ProgressFn | None = None) -> 
         if isinstance(exc, DatasetError | canonical.CanonicalError | ImportRequestError):
             message = str(exc)
         else:
-            logger.exception("import of image set %s failed", imageset.pk)
+            logger.exception("writing image set %s failed", imageset.pk)
             message = f"Unexpected error ({type(exc).__name__}): {exc}"
         ImageSet.objects.filter(pk=imageset.pk).update(
             status=ImageSet.Status.FAILED, error=message, finished_at=timezone.now()
         )
-    finally:
-        if extracted is not None:
-            shutil.rmtree(extracted, ignore_errors=True)
-        if uploaded:
-            Path(imageset.source_path).unlink(missing_ok=True)
     imageset.refresh_from_db()
     return imageset
 
 
-def _write_samples(imageset: ImageSet, source: str, options: ImportOptions, progress: ProgressFn):
-    open_dataset = get_importer(imageset.source_format)
-    header, samples = open_dataset(Path(source), options, progress)
+def _write_samples(
+    imageset: ImageSet, header: DatasetHeader, samples: Iterator[Sample], options: ImportOptions, progress: ProgressFn
+) -> list[Image]:
     n_classes = max(len(header.label_names), 1)
     images_dir = imageset.folder / "images"
     masks_dir = imageset.folder / "masks"
@@ -362,7 +385,7 @@ def _write_samples(imageset: ImageSet, source: str, options: ImportOptions, prog
         raise DatasetError(
             "No images were found to import" + (" (all slices were empty)" if options.skip_empty else ".")
         )
-    return rows, header
+    return rows
 
 
 @transaction.atomic
