@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "synthesis",
     "evaluation",
     "turing",
+    "demo",
 ]
 
 MIDDLEWARE = [

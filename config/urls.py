@@ -12,6 +12,7 @@ urlpatterns = [
     path("evaluation/", include("evaluation.urls")),
     path("turing/", include("turing.urls")),
     path("api/imagesets/", include("imagesets.api_urls")),
+    path("api/runs/", include("synthesis.api_urls")),
     path("api/studies/", include("turing.api_urls")),
     path("api/evaluations/", include("evaluation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

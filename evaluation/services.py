@@ -4,9 +4,7 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +14,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.jobs import JobProgress, environment, job_claim, json_safe
 from evaluation.metrics import features as fid_features
 from evaluation.metrics import get_metric
 from evaluation.metrics.dice import dice_scores, hausdorff_distance_95
 from evaluation.metrics.memorisation import memorisation_check
 from evaluation.metrics.unet import predict, train_unet
 from evaluation.models import INCEPTION_METRICS, METRIC_NAMES, Evaluation, FeatureCache
-from imagesets.canonical import decode_image_png, decode_mask_png
+from imagesets.arrays import load_images
 from imagesets.models import ImageSet
 
 logger = logging.getLogger(__name__)
@@ -233,87 +232,17 @@ def evaluation_create(
 
 
 def _claim(evaluation_id: int) -> Evaluation | None:
-    now = timezone.now()
-    claimed = Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.QUEUED).update(
-        status=Evaluation.Status.RUNNING, heartbeat_at=now, started_at=now, progress=0.0, error=""
+    claimed = job_claim(
+        Evaluation,
+        evaluation_id,
+        queued=Evaluation.Status.QUEUED,
+        running=Evaluation.Status.RUNNING,
+        stale_after=Evaluation.STALE_AFTER,
+        started_at=timezone.now(),
+        progress=0.0,
+        error="",
     )
-    if not claimed:
-        claimed = Evaluation.objects.filter(
-            pk=evaluation_id, status=Evaluation.Status.RUNNING, heartbeat_at__lt=now - Evaluation.STALE_AFTER
-        ).update(heartbeat_at=now, progress=0.0)
     return Evaluation.objects.select_related("reference", "candidate").get(pk=evaluation_id) if claimed else None
-
-
-class _Progress:
-    def __init__(self, evaluation_id: int, echo: ProgressFn | None) -> None:
-        self.evaluation_id, self.echo, self.last = evaluation_id, echo, 0.0
-
-    def __call__(self, fraction: float, message: str) -> None:
-        if self.echo is not None:
-            self.echo(fraction, message)
-        now = time.monotonic()
-        if now - self.last >= 1.0:
-            self.last = now
-            Evaluation.objects.filter(pk=self.evaluation_id).update(
-                progress=min(max(fraction, 0.0), 1.0), progress_message=message[:300], heartbeat_at=timezone.now()
-            )
-
-
-def load_images(images) -> tuple[np.ndarray, np.ndarray | None, list[int], list]:
-    """Canonical images -> (N, C, H, W) float32 [0, 1], masks (N, H, W) uint8 or None, ids, spacings."""
-    rows = list(images.order_by("imageset_id", "index"))
-    if not rows:
-        return np.zeros((0, 1, 1, 1), np.float32), None, [], []
-    arrays, masks, spacings = [], [], []
-    for row in rows:
-        pixels = decode_image_png(str(row.path))
-        arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
-        masks.append(decode_mask_png(str(row.mask_path)) if row.mask_file else None)
-        spacings.append(row.metadata.get("canonical_pixel_spacing_mm"))
-    stacked_masks = np.stack(masks) if all(m is not None for m in masks) else None
-    return np.stack(arrays).astype(np.float32), stacked_masks, [r.pk for r in rows], spacings
-
-
-def _code_version() -> str:
-    try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=settings.BASE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            or "unknown"
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _versions() -> dict:
-    import scipy
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "code": _code_version(),
-    }
-
-
-def _finite(value):
-    """JSON-safe numbers: NaN and infinities become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.floating | np.integer):
-        return _finite(value.item())
-    return value
 
 
 def _reference_features(
@@ -456,10 +385,10 @@ def evaluation_run(*, evaluation_id: int, echo: ProgressFn | None = None) -> Eva
     evaluation = _claim(evaluation_id)
     if evaluation is None:
         return None
-    progress = _Progress(evaluation.pk, echo)
+    progress = JobProgress(Evaluation, evaluation.pk, echo)
     results: dict = {}
     unavailable: dict[str, str] = {}
-    protocol: dict = {"versions": _versions(), "params": evaluation.params, "seconds": {}}
+    protocol: dict = {"versions": environment(), "params": evaluation.params, "seconds": {}}
     started = time.monotonic()
     try:
         p = evaluation.params
@@ -524,8 +453,8 @@ def evaluation_run(*, evaluation_id: int, echo: ProgressFn | None = None) -> Eva
         protocol["seconds"]["total"] = round(time.monotonic() - started, 3)
         Evaluation.objects.filter(pk=evaluation.pk).update(
             status=Evaluation.Status.DONE,
-            results=_finite(results),
-            protocol=_finite(protocol),
+            results=json_safe(results),
+            protocol=json_safe(protocol),
             progress=1.0,
             progress_message="done",
             finished_at=timezone.now(),

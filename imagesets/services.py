@@ -5,7 +5,6 @@ import hashlib
 import logging
 import shutil
 import stat
-import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from config.jobs import JobProgress, job_claim
 from imagesets import canonical
 from imagesets.importers import FORMATS, DatasetError, DatasetHeader, ImportOptions, Sample, get_importer
 from imagesets.models import Image, ImageSet
@@ -191,37 +191,16 @@ def safe_extract_zip(zip_path: Path, target: Path, *, max_bytes: int) -> Path:
 
 def _claim(imageset_id: int) -> ImageSet | None:
     """Atomically move a queued (or stale) import to importing; None if another worker has it."""
-    now = timezone.now()
-    claimed = ImageSet.objects.filter(pk=imageset_id, status=ImageSet.Status.QUEUED).update(
-        status=ImageSet.Status.IMPORTING, heartbeat_at=now, progress=0.0, error=""
+    claimed = job_claim(
+        ImageSet,
+        imageset_id,
+        queued=ImageSet.Status.QUEUED,
+        running=ImageSet.Status.IMPORTING,
+        stale_after=ImageSet.STALE_AFTER,
+        progress=0.0,
+        error="",
     )
-    if not claimed:
-        stale = ImageSet.objects.filter(
-            pk=imageset_id, status=ImageSet.Status.IMPORTING, heartbeat_at__lt=now - ImageSet.STALE_AFTER
-        ).update(heartbeat_at=now, progress=0.0)
-        if not stale:
-            return None
-    return ImageSet.objects.get(pk=imageset_id)
-
-
-class _Progress:
-    """Throttled progress writes (at most one per second) that double as a heartbeat."""
-
-    def __init__(self, imageset_id: int, echo: ProgressFn | None) -> None:
-        self.imageset_id = imageset_id
-        self.echo = echo
-        self.last = 0.0
-
-    def __call__(self, fraction: float, message: str) -> None:
-        if self.echo is not None:
-            self.echo(fraction, message)
-        now = time.monotonic()
-        if now - self.last < 1.0:
-            return
-        self.last = now
-        ImageSet.objects.filter(pk=self.imageset_id).update(
-            progress=min(max(fraction, 0.0), 1.0), progress_message=message[:300], heartbeat_at=timezone.now()
-        )
+    return ImageSet.objects.get(pk=imageset_id) if claimed else None
 
 
 def imageset_import_run(*, imageset_id: int, echo: ProgressFn | None = None) -> ImageSet | None:
@@ -273,7 +252,7 @@ def imageset_fill_run(*, imageset_id: int, produce: Producer, echo: ProgressFn |
     imageset = _claim(imageset_id)
     if imageset is None:
         return None
-    progress = _Progress(imageset.pk, echo)
+    progress = JobProgress(ImageSet, imageset.pk, echo)
     try:
         shutil.rmtree(imageset.folder, ignore_errors=True)
         header, samples, options = produce(imageset, progress)

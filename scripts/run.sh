@@ -11,6 +11,8 @@ mkdir -p var
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput -v0
 $PY manage.py seed_demo
+# Runs whose worker died while this machine was down continue from their last checkpoint.
+$PY manage.py resume_interrupted
 
 pids=()
 cleanup() {

@@ -1,7 +1,18 @@
 import pytest
+import torch
 from django.contrib.auth.models import Group
 
 from tests.factories import AdminFactory, RaterFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tests use tiny tensors, for which one thread is many times faster than several fighting over two
+    shared cores; the suite runs its files in parallel processes instead (pytest-xdist)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

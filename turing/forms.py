@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from accounts.models import RATERS_GROUP
 from imagesets.models import ImageSet, Split
 from turing.models import ResponseFormat, Study
+from turing.services import STUDY_FIELDS
 
 User = get_user_model()
 
@@ -26,22 +27,7 @@ class StudyForm(forms.ModelForm):
 
     class Meta:
         model = Study
-        fields = [
-            "name",
-            "instructions",
-            "real_imageset",
-            "real_split",
-            "n_real",
-            "n_fake",
-            "disclose_ratio",
-            "response_format",
-            "time_limit_s",
-            "n_training",
-            "allow_window_level",
-            "allow_zoom",
-            "equivalence_margin",
-            "seed",
-        ]
+        fields = ["name", "real_imageset", *STUDY_FIELDS]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 5})}
 
     def __init__(self, *args, **kwargs):

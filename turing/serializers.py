@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from imagesets.models import ImageSet
 from turing.models import ResponseFormat, Study
+from turing.services import STUDY_FIELDS
 
 User = get_user_model()
 
@@ -23,20 +24,9 @@ class StudySerializer(serializers.ModelSerializer):
             "id",
             "name",
             "status",
-            "instructions",
             "real_imageset",
-            "real_split",
             "sources",
-            "n_real",
-            "n_fake",
-            "disclose_ratio",
-            "response_format",
-            "time_limit_s",
-            "n_training",
-            "allow_window_level",
-            "allow_zoom",
-            "equivalence_margin",
-            "seed",
+            *STUDY_FIELDS,
             "raters",
             "parity_report",
             "frozen_definition",

@@ -2,18 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
 
 from evaluation.metrics.features import build_random_fid_inception, extract_features
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _two_threads():
-    # The CI machine has 2 cores shared with other jobs.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
 
 
 def smooth_images(n: int, size: int = 32, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -24,6 +24,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--size", type=int, default=128)
         parser.add_argument("--no-data", action="store_true", help="accounts only")
+        parser.add_argument(
+            "--no-pipeline",
+            action="store_true",
+            help="do not queue the demo pipeline (train, sample, evaluate, open a Turing study)",
+        )
 
     def handle(self, *args, **opts):
         admin_password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
@@ -43,11 +48,24 @@ class Command(BaseCommand):
         if not opts["no_data"]:
             for name, kind, subjects in DEMO_SETS:
                 self._ensure_phantom(name, kind, subjects, opts["size"])
+            if not opts["no_pipeline"] and os.environ.get("DEMO_PIPELINE", "1") != "0":
+                self._queue_pipeline()
         self.stdout.write(
             self.style.SUCCESS("Demo accounts: ")
             + f"admin / {admin_password if created else '(unchanged)'}   rater / {rater_password}"
             + ("" if created else "  (admin existed already; its password was not changed)")
         )
+
+    def _queue_pipeline(self) -> None:
+        from demo.pipeline import STUDY
+        from demo.tasks import demo_pipeline
+        from turing.models import Study
+
+        if Study.objects.filter(name=STUDY).exclude(status=Study.Status.DRAFT).exists():
+            return
+        # Continues where an earlier attempt stopped; each step shows its progress on its own page.
+        demo_pipeline.enqueue()
+        self.stdout.write("Queued the demo pipeline on the gpu worker: train, sample, evaluate, open a Turing study.")
 
     def _ensure_phantom(self, name: str, kind: str, subjects: int, size: int) -> None:
         existing = ImageSet.objects.filter(name=name).first()

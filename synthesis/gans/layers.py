@@ -1,0 +1,87 @@
+"""Building blocks shared by the GAN networks: normalisation and spectral-norm factories, DCGAN weight
+initialisation, the image+mask output head, and the checks of the G/D input contracts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+NORMS = ("batch", "instance", "layer", "none")
+
+
+def norm2d(kind: str, channels: int, *, affine: bool = True) -> nn.Module:
+    """A 2D normalisation layer by name.
+
+    ``layer`` is GroupNorm with one group, i.e. LayerNorm over (C, H, W) with a per-channel affine, the
+    normalisation WGAN-GP recommends for critics (Gulrajani et al. 2017, Sec. 4): it never mixes samples,
+    so per-sample gradient penalties stay valid.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=affine)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=affine)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels, affine=affine)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {NORMS}, not {kind!r}")
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral normalisation (Miyato et al., ICLR 2018) when ``enabled``."""
+    return spectral_norm(module) if enabled else module
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al., ICLR 2016, Sec. 4): conv weights N(0, 0.02), norm gains N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            # Under spectral norm the learnable tensor is the parametrisation's "original".
+            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d | nn.GroupNorm) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def log2_int(n: int) -> int:
+    """``log2(n)`` for a power of two, else ``ValueError``."""
+    k = int(round(math.log2(n))) if n > 0 else -1
+    if k < 0 or 2**k != n:
+        raise ValueError(f"{n} is not a power of two")
+    return k
+
+
+def image_mask_output(logits: Tensor, img_channels: int) -> Tensor:
+    """Map raw G output ``(B, img + n_classes, H, W)`` to an image in [-1, 1] plus class probabilities.
+
+    tanh on the image channels; softmax over the class channels (if any), so every pixel's class
+    probabilities sum to 1 like a real one-hot mask.
+    """
+    image = torch.tanh(logits[:, :img_channels])  # (B, img, H, W)
+    if logits.shape[1] == img_channels:
+        return image
+    probs = torch.softmax(logits[:, img_channels:], dim=1)  # (B, n_classes, H, W)
+    return torch.cat([image, probs], dim=1)
+
+
+def check_z(z: Tensor, z_dim: int) -> None:
+    if z.ndim != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"z must have shape (B, {z_dim}), not {tuple(z.shape)}")
+
+
+def check_cond(cond: Tensor | None, *, n_classes: int, resolution: int, batch: int, conditional: bool) -> None:
+    """Raise ``ValueError`` unless ``cond`` fits the network: a one-hot mask for conditional ones, None otherwise."""
+    if not conditional:
+        if cond is not None:
+            raise ValueError("this GAN is unconditional: pass cond=None (masks are generated as output channels)")
+        return
+    expected = (batch, n_classes, resolution, resolution)
+    if cond is None or tuple(cond.shape) != expected:
+        got = None if cond is None else tuple(cond.shape)
+        raise ValueError(f"cond must be a one-hot mask of shape {expected}, not {got}")
