@@ -16,8 +16,15 @@ from tests.evaluation.conftest import phantom_set
 pytestmark = pytest.mark.django_db
 
 # Tiny and fast: a few ticks on 32x32 phantoms.
-TINY = {"base_channels": 8, "batch_size": 8, "kimg": 0.064, "tick_kimg": 0.016, "snapshot_kimg": 0.032,
-        "metric_n": 16, "n_grid": 4}
+TINY = {
+    "base_channels": 8,
+    "batch_size": 8,
+    "kimg": 0.064,
+    "tick_kimg": 0.016,
+    "snapshot_kimg": 0.032,
+    "metric_n": 16,
+    "n_grid": 4,
+}
 
 
 @pytest.fixture
@@ -26,21 +33,23 @@ def dataset(db):
 
 
 def launch(dataset, arch="dcgan", **overrides):
-    return services.training_run_launch(training_set=dataset, arch=arch, overrides={**TINY, **overrides},
-                                        enqueue=False)
+    return services.training_run_launch(training_set=dataset, arch=arch, overrides={**TINY, **overrides}, enqueue=False)
 
 
 def test_bad_configurations_are_refused_before_queueing(dataset):
     image_only = make_imageset("no-masks", n=6, size=32)
     importing = ImageSet.objects.create(name="busy", status=ImageSet.Status.IMPORTING)
     cases = [
-        (dict(training_set=dataset, arch="nope"), "Unknown architecture"),
-        (dict(training_set=dataset, arch="dcgan", overrides={"resolution": 48}), "power of two"),
-        (dict(training_set=dataset, arch="dcgan", overrides={"resolution": 64}), "larger than the set"),
-        (dict(training_set=image_only, arch="spade"), "has no masks"),
-        (dict(training_set=dataset, arch="dcgan", overrides={"batch_size": 10_000}), "larger than the"),
-        (dict(training_set=importing, arch="dcgan"), "still importing"),
-        (dict(training_set=dataset, arch="dcgan", overrides={"lr_gg": 1, "batch_size": 8}), "unknown training options"),
+        ({"training_set": dataset, "arch": "nope"}, "Unknown architecture"),
+        ({"training_set": dataset, "arch": "dcgan", "overrides": {"resolution": 48}}, "power of two"),
+        ({"training_set": dataset, "arch": "dcgan", "overrides": {"resolution": 64}}, "larger than the set"),
+        ({"training_set": image_only, "arch": "spade"}, "has no masks"),
+        ({"training_set": dataset, "arch": "dcgan", "overrides": {"batch_size": 10_000}}, "larger than the"),
+        ({"training_set": importing, "arch": "dcgan"}, "still importing"),
+        (
+            {"training_set": dataset, "arch": "dcgan", "overrides": {"lr_gg": 1, "batch_size": 8}},
+            "unknown training options",
+        ),
     ]
     for kwargs, message in cases:
         with pytest.raises(services.RunError, match=message):
@@ -60,8 +69,9 @@ def test_run_trains_checkpoints_and_samples(dataset):
     # Running the job again does nothing.
     assert services.training_run_execute(run_id=run.pk) is None
     # Sample into a synthetic set through the same writer as imports.
-    imageset = services.sample_launch(run=done, checkpoint=done.best_checkpoint, count=6, name="samples",
-                                      seed_start=10, enqueue=False)
+    imageset = services.sample_launch(
+        run=done, checkpoint=done.best_checkpoint, count=6, name="samples", seed_start=10, enqueue=False
+    )
     imageset = services.sample_execute(imageset_id=imageset.pk)
     assert imageset.status == ImageSet.Status.READY, imageset.error
     assert imageset.kind == ImageSet.Kind.SYNTHETIC and imageset.images.count() == 6
@@ -69,10 +79,13 @@ def test_run_trains_checkpoints_and_samples(dataset):
     assert imageset.provenance["training_imageset_id"] == dataset.pk and imageset.provenance["architecture"] == "dcgan"
     assert sorted(i.metadata["seed"] for i in imageset.images.all()) == list(range(10, 16))
     # The same seeds regenerate the same images.
-    again = services.sample_launch(run=done, checkpoint=done.best_checkpoint, count=6, name="again", seed_start=10,
-                                   enqueue=False)
+    again = services.sample_launch(
+        run=done, checkpoint=done.best_checkpoint, count=6, name="again", seed_start=10, enqueue=False
+    )
     again = services.sample_execute(imageset_id=again.pk)
-    assert [i.checksum for i in imageset.images.order_by("index")] == [i.checksum for i in again.images.order_by("index")]
+    assert [i.checksum for i in imageset.images.order_by("index")] == [
+        i.checksum for i in again.images.order_by("index")
+    ]
 
 
 def test_spade_samples_from_training_masks(dataset):
@@ -80,8 +93,9 @@ def test_spade_samples_from_training_masks(dataset):
     done = services.training_run_execute(run_id=run.pk)
     assert done.status == TrainingRun.Status.DONE, done.error
     imageset = services.sample_execute(
-        imageset_id=services.sample_launch(run=done, checkpoint=done.latest_checkpoint, count=3, name="spade",
-                                           enqueue=False).pk
+        imageset_id=services.sample_launch(
+            run=done, checkpoint=done.latest_checkpoint, count=3, name="spade", enqueue=False
+        ).pk
     )
     assert imageset.status == ImageSet.Status.READY, imageset.error
     cond_ids = [i.metadata["cond_image_id"] for i in imageset.images.all()]
@@ -110,7 +124,8 @@ def test_interrupted_run_is_requeued_and_resumes(dataset, django_capture_on_comm
     services.training_run_execute(run_id=run.pk)
     # Simulate a worker that died mid-run: running, stale heartbeat.
     TrainingRun.objects.filter(pk=run.pk).update(
-        status=TrainingRun.Status.RUNNING, heartbeat_at=timezone.now() - TrainingRun.STALE_AFTER * 2,
+        status=TrainingRun.Status.RUNNING,
+        heartbeat_at=timezone.now() - TrainingRun.STALE_AFTER * 2,
         config={**run.config, "kimg": 0.096},
     )
     assert TrainingRun.objects.get(pk=run.pk).display_status == "interrupted"
@@ -129,8 +144,7 @@ def test_cancel_a_queued_run(dataset):
 
 def test_train_and_sample_commands(dataset, capsys):
     settings_args = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items() if k != "kimg"]
-    call_command("train", "--dataset", "cardiac", "--arch", "lsgan", "--kimg", "0.032", "--foreground",
-                 *settings_args)
+    call_command("train", "--dataset", "cardiac", "--arch", "lsgan", "--kimg", "0.032", "--foreground", *settings_args)
     run_id = int(capsys.readouterr().out.strip())
     assert TrainingRun.objects.get(pk=run_id).status == TrainingRun.Status.DONE
     call_command("sample", str(run_id), "--count", "4", "--name", "cli samples")
@@ -145,8 +159,14 @@ def test_pages_and_api(client, admin_user, dataset, django_capture_on_commit_cal
     client.force_login(admin_user)
     assert client.get(reverse("synthesis:index")).status_code == 200
     assert client.get(reverse("synthesis:create")).status_code == 200
-    form = {"training_set": dataset.pk, "arch": "dcgan", "preset": "cpu-small", "kimg": 0.032, "seed": 0,
-            "extra": json.dumps({k: v for k, v in TINY.items() if k != "kimg"})}
+    form = {
+        "training_set": dataset.pk,
+        "arch": "dcgan",
+        "preset": "cpu-small",
+        "kimg": 0.032,
+        "seed": 0,
+        "extra": json.dumps({k: v for k, v in TINY.items() if k != "kimg"}),
+    }
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("synthesis:create"), form)
     assert response.status_code == 302
@@ -163,17 +183,22 @@ def test_pages_and_api(client, admin_user, dataset, django_capture_on_commit_cal
     assert client.get(reverse("synthesis:clone", args=[run.pk])).status_code == 200
     # Sampling from the page.
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("synthesis:sample", args=[run.pk]),
-                               {"checkpoint": run.latest_checkpoint.pk, "count": 3, "name": "web samples",
-                                "seed_start": 0, "psi": 1.0})
+        response = client.post(
+            reverse("synthesis:sample", args=[run.pk]),
+            {"checkpoint": run.latest_checkpoint.pk, "count": 3, "name": "web samples", "seed_start": 0, "psi": 1.0},
+        )
     assert response.status_code == 302 and ImageSet.objects.get(name="web samples").images.count() == 3
     # API.
     assert client.get("/api/runs/").json()["count"] == 1
-    api_bad = client.post("/api/runs/", {"training_set": dataset.pk, "arch": "spade", "overrides": {"resolution": 48}},
-                          content_type="application/json")
+    api_bad = client.post(
+        "/api/runs/",
+        {"training_set": dataset.pk, "arch": "spade", "overrides": {"resolution": 48}},
+        content_type="application/json",
+    )
     assert api_bad.status_code == 400 and "power of two" in api_bad.json()["detail"]
-    sampled = client.post(f"/api/runs/{run.pk}/sample/", {"count": 2, "name": "api samples"},
-                          content_type="application/json")
+    sampled = client.post(
+        f"/api/runs/{run.pk}/sample/", {"count": 2, "name": "api samples"}, content_type="application/json"
+    )
     assert sampled.status_code == 201
     assert client.post(f"/api/runs/{run.pk}/cancel/").status_code == 400
 
@@ -183,11 +208,21 @@ def test_permission_matrix(client, who, admin_user, rater, dataset):
     run = launch(dataset)
     if who != "anonymous":
         client.force_login(admin_user if who == "admin" else rater)
-    gets = [reverse("synthesis:index"), reverse("synthesis:create"), reverse("synthesis:detail", args=[run.pk]),
-            reverse("synthesis:stats", args=[run.pk]), reverse("synthesis:clone", args=[run.pk]), "/api/runs/",
-            f"/api/runs/{run.pk}/"]
-    posts = [reverse("synthesis:cancel", args=[run.pk]), reverse("synthesis:resume", args=[run.pk]),
-             reverse("synthesis:sample", args=[run.pk]), f"/api/runs/{run.pk}/resume/"]
+    gets = [
+        reverse("synthesis:index"),
+        reverse("synthesis:create"),
+        reverse("synthesis:detail", args=[run.pk]),
+        reverse("synthesis:stats", args=[run.pk]),
+        reverse("synthesis:clone", args=[run.pk]),
+        "/api/runs/",
+        f"/api/runs/{run.pk}/",
+    ]
+    posts = [
+        reverse("synthesis:cancel", args=[run.pk]),
+        reverse("synthesis:resume", args=[run.pk]),
+        reverse("synthesis:sample", args=[run.pk]),
+        f"/api/runs/{run.pk}/resume/",
+    ]
     for url in gets + posts:
         status = (client.post(url) if url in posts else client.get(url)).status_code
         expected = {"admin": {200, 302, 400}, "rater": {403}, "anonymous": {302, 401, 403}}[who]
