@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
-PYTEST_ARGS ?=
+# Two processes: the suite uses one torch thread per process (see tests/conftest.py).
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test test-suite lint format migrations-check chromium venv clean
 
