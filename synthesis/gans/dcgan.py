@@ -14,8 +14,10 @@ The GANs differ only in their loss and in what D may contain, as their papers pr
   Weight clipping is used without it too, for symmetry.
 * HingeGAN: spectral normalisation on every D layer and no other normalisation, as SNGAN (Miyato et al. 2018).
 
-Masks are generated as extra output channels (softmax), so D sees ``img_channels + n_classes`` channels.
-``cfg.extra`` may override ``d_norm`` ("batch" | "instance" | "layer" | "none") and ``d_spectral`` (bool).
+Masks are generated as extra output channels (one-hot by straight-through softmax unless
+``cfg.extra["mask_output"] == "soft"``, see :func:`.layers.image_mask_output`), so D sees
+``img_channels + n_classes`` channels. ``cfg.extra`` may also override ``d_norm`` ("batch" | "instance" |
+"layer" | "none") and ``d_spectral`` (bool).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from functools import partial
 
 from torch import Tensor, nn
 
-from .layers import check_cond, check_z, dcgan_init_, image_mask_output, log2_int, maybe_sn, norm2d
+from .layers import check_cond, check_z, dcgan_init_, image_mask_output, log2_int, mask_output_mode, maybe_sn, norm2d
 from .registry import GanSpec, ModelConfig, make_preset, register
 
 
@@ -39,6 +41,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg, self.z_dim = cfg, cfg.z_dim
+        self.mask_output = mask_output_mode(cfg)
         R = cfg.resolution
         log2_int(R)
         # Projection of z: a 4x4 transposed conv on a 1x1 map is a linear layer reshaped to (w, 4, 4).
@@ -66,32 +69,48 @@ class DCGANGenerator(nn.Module):
             cond, n_classes=self.cfg.n_classes, resolution=self.cfg.resolution, batch=z.shape[0], conditional=False
         )
         logits = self.net(z[:, :, None, None])  # (B, out_channels, R, R)
-        return image_mask_output(logits, self.cfg.img_channels)
+        return image_mask_output(logits, self.cfg.img_channels, self.mask_output)
 
 
 class DCGANDiscriminator(nn.Module):
-    """(B, out_channels, R, R) -> (B,) logits: stride-2 convs down to 4x4, then a 4x4 conv to one value."""
+    """(B, out_channels, R, R) -> (B,) logits: stride-2 convs down to 4x4, then a 4x4 conv to one value.
 
-    def __init__(self, cfg: ModelConfig, *, norm: str = "batch", spectral: bool = False) -> None:
+    ``layout="sngan"`` is the "standard CNN" discriminator of Miyato et al. 2018 (Table 3): a 3x3 stride-1
+    conv before every 4x4 stride-2 conv, one more 3x3 conv at 4x4, LeakyReLU 0.1. Spectral norm bounds each
+    layer's gain, so SN-GAN's D needs those extra layers; a plain DCGAN D under SN alone (no BatchNorm) let
+    G collapse on our toy disc set, where DCGAN's BatchNorm D did not.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, norm: str = "batch", spectral: bool = False, layout: str = "dcgan") -> None:
         super().__init__()
+        if layout not in ("dcgan", "sngan"):
+            raise ValueError(f"d_layout must be 'dcgan' or 'sngan', not {layout!r}")
         self.cfg = cfg
         R = cfg.resolution
         log2_int(R)
-        # A bias is redundant before a normalisation that re-centres (and harmful to nothing otherwise).
+        slope = 0.1 if layout == "sngan" else 0.2
+        # A bias is redundant before a normalisation that re-centres.
         bias = norm == "none"
-        layers: list[nn.Module] = [
-            maybe_sn(nn.Conv2d(cfg.out_channels, _width(cfg, R // 2), 4, 2, 1), spectral),
-            nn.LeakyReLU(0.2, inplace=True),
-        ]
-        r = R // 2
+
+        def conv(c_in: int, c_out: int, k: int, stride: int, normed: bool) -> list[nn.Module]:
+            pad = 1  # 3x3 s1 and 4x4 s2 both keep/halve the size with padding 1
+            layer = maybe_sn(nn.Conv2d(c_in, c_out, k, stride, pad, bias=bias or not normed), spectral)
+            return [layer, *([norm2d(norm, c_out)] if normed else []), nn.LeakyReLU(slope, inplace=True)]
+
+        layers: list[nn.Module] = []
+        c_in, r = cfg.out_channels, R
         while r > 4:
-            layers += [
-                maybe_sn(nn.Conv2d(_width(cfg, r), _width(cfg, r // 2), 4, 2, 1, bias=bias), spectral),
-                norm2d(norm, _width(cfg, r // 2)),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-            r //= 2
-        layers.append(maybe_sn(nn.Conv2d(_width(cfg, 4), 1, 4, 1, 0), spectral))  # (B, 1, 1, 1)
+            w = _width(cfg, r // 2)
+            first = not layers  # DCGAN: no normalisation on the input layer (Radford et al. 2016, Sec. 3)
+            if layout == "sngan":
+                layers += conv(c_in, w, 3, 1, normed=not first) + conv(w, w, 4, 2, normed=True)
+            else:
+                layers += conv(c_in, w, 4, 2, normed=not first)
+            c_in, r = w, r // 2
+        if layout == "sngan":
+            layers += conv(c_in, min(8 * cfg.base_channels, 2 * c_in), 3, 1, normed=True)
+            c_in = min(8 * cfg.base_channels, 2 * c_in)
+        layers.append(maybe_sn(nn.Conv2d(c_in, 1, 4, 1, 0), spectral))  # (B, 1, 1, 1): a dense layer on 4x4
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
 
@@ -102,11 +121,14 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten()  # (B,)
 
 
-def build_dcgan(cfg: ModelConfig, *, d_norm: str = "batch", d_spectral: bool = False) -> tuple[nn.Module, nn.Module]:
-    """DCGAN G and D for ``cfg``; ``cfg.extra`` keys ``d_norm``/``d_spectral`` override the model's defaults."""
+def build_dcgan(
+    cfg: ModelConfig, *, d_norm: str = "batch", d_spectral: bool = False, d_layout: str = "dcgan"
+) -> tuple[nn.Module, nn.Module]:
+    """DCGAN G and D for ``cfg``; ``cfg.extra`` keys ``d_norm``, ``d_spectral``, ``d_layout`` override the defaults."""
     norm = cfg.extra.get("d_norm", d_norm)
     spectral = bool(cfg.extra.get("d_spectral", d_spectral))
-    return DCGANGenerator(cfg), DCGANDiscriminator(cfg, norm=norm, spectral=spectral)
+    layout = cfg.extra.get("d_layout", d_layout)
+    return DCGANGenerator(cfg), DCGANDiscriminator(cfg, norm=norm, spectral=spectral, layout=layout)
 
 
 register(
@@ -162,7 +184,7 @@ register(
     GanSpec(
         name="hinge",
         title="HingeGAN",
-        build=partial(build_dcgan, d_norm="none", d_spectral=True),
+        build=partial(build_dcgan, d_norm="none", d_spectral=True, d_layout="sngan"),
         loss="hinge",
         # SNGAN baseline as in Mimicry (Lee & Town 2020): Adam lr 2e-4, betas (0, 0.9), n_dis 5, batch 64.
         preset=make_preset(lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9), n_critic=5),

@@ -11,8 +11,9 @@ Network contracts (every builder honours them):
 
 * ``G(z: (B, z_dim), cond: (B, n_classes, H, W) | None) -> (B, out_channels, H, W)``. The first
   ``img_channels`` are the image in [-1, 1] (tanh). For unconditional GANs with ``n_classes > 0`` the next
-  ``n_classes`` channels are per-pixel class probabilities (softmax), so one sample is an image plus its
-  segmentation. A conditional G (``spec.conditional``, SPADE) takes the one-hot mask as ``cond`` and returns
+  ``n_classes`` channels are per-pixel class probabilities (softmax; one-hot with straight-through gradients
+  unless ``cfg.extra["mask_output"] == "soft"``, see :func:`.layers.image_mask_output`), so one sample is an
+  image plus its segmentation. A conditional G (``spec.conditional``, SPADE) takes the one-hot mask as ``cond`` and returns
   only the image. ``G.z_dim`` and ``G.cfg`` are set.
 * ``D(x: (B, C, H, W), cond=None) -> (B,)`` logits or critic values. Unconditional: ``C = out_channels``
   (real masks fed one-hot); conditional: ``C = img_channels`` and the mask comes as ``cond``.
@@ -186,6 +187,9 @@ def validate_config(name: str, cfg: ModelConfig) -> None:
             f"{spec.title} generates an image from a segmentation mask, so it needs an image set with masks "
             "(n_classes >= 2); this set has none"
         )
+    mask_output = cfg.extra.get("mask_output", "hard")
+    if mask_output not in ("hard", "soft"):
+        raise ValueError(f"{spec.title}: extra['mask_output'] must be 'hard' or 'soft', not {mask_output!r}")
     if cfg.z_dim < 1 or cfg.base_channels < 1:
         raise ValueError(
             f"{spec.title}: z_dim and base_channels must be positive, not {cfg.z_dim}, {cfg.base_channels}"

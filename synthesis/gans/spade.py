@@ -28,16 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import check_cond, check_z, log2_int, maybe_sn, norm2d
+from .layers import check_cond, check_z, log2_int, maybe_sn, norm2d, reinit_weight_
 from .registry import GanSpec, ModelConfig, make_preset, register
 
 
 def _init_(module: nn.Module, gain: float = 0.02) -> None:
     """SPADE's initialisation: Xavier-normal with gain 0.02 for conv/linear weights, norm gains N(1, 0.02)."""
-    for m in module.modules():
+    for m in list(module.modules()):  # a list: re-applying spectral norm edits the module tree
         if isinstance(m, nn.Conv2d | nn.Linear):
-            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-            nn.init.xavier_normal_(weight, gain=gain)
+            reinit_weight_(m, lambda w: nn.init.xavier_normal_(w, gain=gain))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d | nn.GroupNorm) and m.weight is not None:
