@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchmarks_md import write_section
 from PIL import Image
 from scipy import ndimage
 
@@ -269,19 +270,8 @@ def report(args, weights_desc: str, pf: dict, ours: dict, cached: dict, breakdow
 
 
 def write_benchmarks(section: str) -> Path:
-    """Replace (or append) the section in BENCHMARKS.md, leaving every other section as it is."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        after = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + after if after else "")
-    path.write_text(new)
-    return path
+    """Replace (or append) this script's section in BENCHMARKS.md."""
+    return write_section(SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:
