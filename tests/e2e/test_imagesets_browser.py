@@ -33,7 +33,8 @@ def test_admin_imports_a_phantom_and_browses_it(new_page, import_root):
     expect(overlay).to_be_hidden()
     page.get_by_role("link", name="test", exact=True).click()
     expect(page.locator("#image-grid figcaption").first).to_contain_text("test")
-    # The image files load (admins only).
+    # The image files load (admins only); they are lazy-loaded, so wait for the first one.
+    page.wait_for_function("document.querySelector('#image-grid img').naturalWidth > 0")
     assert page.evaluate("document.querySelector('#image-grid img').naturalWidth") == 32
 
 
