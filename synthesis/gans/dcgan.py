@@ -4,7 +4,8 @@ Radford, Metz, Chintala, "Unsupervised Representation Learning with Deep Convolu
 (arXiv 1511.06434), Sec. 3: G projects z to a 4x4 map and doubles it with stride-2 transposed convolutions
 (BatchNorm + ReLU, tanh output); D mirrors it with stride-2 convolutions (LeakyReLU 0.2, BatchNorm except
 on the first layer), no pooling and no fully connected hidden layers. Widths follow the paper's 64x64 net
-(``8*base`` channels at 4x4, halving per doubling) and are capped at ``8*base`` so 128 and 256 px stay sane.
+(``base`` channels next to full size, doubling per halving: 64/128/256/512 for base 64), capped at ``8*base``
+so 128 and 256 px stay affordable.
 
 The GANs differ only in their loss and in what D may contain, as their papers prescribe:
 
@@ -17,7 +18,7 @@ The GANs differ only in their loss and in what D may contain, as their papers pr
 Masks are generated as extra output channels (one-hot by straight-through softmax unless
 ``cfg.extra["mask_output"] == "soft"``, see :func:`.layers.image_mask_output`), so D sees
 ``img_channels + n_classes`` channels. ``cfg.extra`` may also override ``d_norm`` ("batch" | "instance" |
-"layer" | "none") and ``d_spectral`` (bool).
+"layer" | "none"), ``d_spectral`` (bool) and ``d_layout`` ("dcgan" | "sngan", see :class:`DCGANDiscriminator`).
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """(B, out_channels, R, R) -> (B,) logits: stride-2 convs down to 4x4, then a 4x4 conv to one value.
 
-    ``layout="sngan"`` is the "standard CNN" discriminator of Miyato et al. 2018 (Table 3): a 3x3 stride-1
-    conv before every 4x4 stride-2 conv, one more 3x3 conv at 4x4, LeakyReLU 0.1. Spectral norm bounds each
-    layer's gain, so SN-GAN's D needs those extra layers; a plain DCGAN D under SN alone (no BatchNorm) let
-    G collapse on our toy disc set, where DCGAN's BatchNorm D did not.
+    ``layout="sngan"`` (option ``cfg.extra["d_layout"]``) is the "standard CNN" discriminator of Miyato et
+    al. 2018 (Table 3): a 3x3 stride-1 conv before every 4x4 stride-2 conv, one more 3x3 conv at 4x4,
+    LeakyReLU 0.1. It is not the default for HingeGAN: on a 32 px toy set of discs with masks, the DCGAN
+    layout under spectral norm trained (balanced losses, aligned masks by 800 steps) while this one let D
+    win outright, so the five classic GANs keep one backbone and differ by loss and normalisation only.
     """
 
     def __init__(self, cfg: ModelConfig, *, norm: str = "batch", spectral: bool = False, layout: str = "dcgan") -> None:
@@ -184,7 +186,7 @@ register(
     GanSpec(
         name="hinge",
         title="HingeGAN",
-        build=partial(build_dcgan, d_norm="none", d_spectral=True, d_layout="sngan"),
+        build=partial(build_dcgan, d_norm="none", d_spectral=True),
         loss="hinge",
         # SNGAN baseline as in Mimicry (Lee & Town 2020): Adam lr 2e-4, betas (0, 0.9), n_dis 5, batch 64.
         preset=make_preset(lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9), n_critic=5),

@@ -182,6 +182,12 @@ def test_discriminator_normalisation_matches_each_paper():
     convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(hasattr(m, "parametrizations") for m in convs)
     assert not {nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d} & kinds(D)
+    # Options: SNGAN's standard-CNN layout, and any normalisation by name.
+    sngan = ModelConfig(R, 1, N_CLASSES, z_dim=16, base_channels=8, extra={"d_layout": "sngan", "d_norm": "instance"})
+    _, D = build_gan("hinge", sngan)
+    assert nn.InstanceNorm2d in kinds(D) and D(torch.zeros(B, 4, R, R)).shape == (B,)
+    with pytest.raises(ValueError, match="d_layout"):
+        build_gan("hinge", ModelConfig(R, 1, N_CLASSES, extra={"d_layout": "resnet"}))
 
 
 @pytest.mark.parametrize("name", ["hinge", "spade"])
