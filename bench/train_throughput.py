@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from benchmarks_md import write_section  # noqa: E402
 
 from imagesets.canonical import canonicalise  # noqa: E402
 from imagesets.importers.base import ImportOptions  # noqa: E402
@@ -196,15 +197,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write_benchmarks:
-        path = ROOT / "BENCHMARKS.md"
-        current = path.read_text() if path.exists() else "# Benchmarks\n"
-        if SECTION in current:
-            start = current.index(SECTION)
-            end = current.find("\n## ", start + len(SECTION))
-            current = current[:start] + text + (current[end + 1 :] if end != -1 else "")
-        else:
-            current = current.rstrip("\n") + "\n\n" + text
-        path.write_text(current)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
