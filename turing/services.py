@@ -431,7 +431,8 @@ def _trial_state(assignment: Assignment, *, mark_shown: bool) -> dict:
     """What the viewer needs for the current trial. Carries nothing that depends on the image's class."""
     study = assignment.study
     total = len(assignment.order)
-    n_training = sum(1 for _ in study.images.filter(block=StudyImage.Block.TRAINING).values_list("pk"))
+    # Opening draws exactly n_training training images (or refuses to open), so no query is needed.
+    n_training = study.n_training
     state = {
         "done": assignment.position >= total,
         "answered": min(assignment.position, total),
