@@ -18,3 +18,22 @@ def write_section(title: str, section: str, path: Path = BENCHMARKS) -> Path:
         new = "".join(lines[:start]) + section + ("\n" + after if after else "")
     path.write_text(new)
     return path
+
+
+def machine_description() -> str:
+    """'2 CPUs (nproc), <model>; Linux <release>; Python <version>' for the benchmark tables."""
+    import os
+    import platform
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{nproc} CPUs (nproc), {model}; {platform.system()} {platform.release()}; Python {platform.python_version()}"
+    )

@@ -24,7 +24,6 @@
 
 import argparse
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchmarks_md import write_section
+from benchmarks_md import machine_description, write_section
 from PIL import Image
 from scipy import ndimage
 
@@ -194,19 +193,7 @@ def frechet_breakdown(feats: list[np.ndarray]) -> dict:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{nproc} CPUs (nproc), {model}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    return f"{machine_description()}, torch {torch.__version__}"
 
 
 def rel(a: float, b: float) -> float:

@@ -13,7 +13,6 @@ import argparse
 import http.cookiejar
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -30,7 +29,7 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks_md import write_section
+from benchmarks_md import machine_description, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -339,18 +338,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{nproc} CPUs (nproc), {model}; {platform.system()} {platform.release()}; Python {platform.python_version()}"
-    )
+    return machine_description()
 
 
 def postgres_version(url: str) -> str:

@@ -18,7 +18,6 @@ BENCHMARKS.md with one row per --size.
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchmarks_md import write_section
+from benchmarks_md import machine_description, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -130,19 +129,7 @@ def run_size(size: int, samples: list, square: str, args) -> dict:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{nproc} CPUs (nproc), {model}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    return f"{machine_description()}, torch {torch.__version__}"
 
 
 def report(args, rows: list[dict], generate_s: float) -> str:
