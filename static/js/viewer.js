@@ -197,6 +197,8 @@
   $("start-button").addEventListener("click", function () {
     $("intro").hidden = true; $("viewer").hidden = false; loadTrial();
   });
+  // The page renders the button disabled: a click before this script has run would do nothing.
+  $("start-button").disabled = false;
 
   // Window/level by dragging; shift-drag pans; the wheel zooms.
   var drag = null;
