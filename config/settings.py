@@ -137,6 +137,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_TEMP_DIR = None
 
 FID_INCEPTION_WEIGHTS = env_path("FID_INCEPTION_WEIGHTS", VAR_DIR / "weights" / "pt_inception-2015-12-05-6726825d.pth")
+# The module that computes KID/FID at GAN snapshots (synthesis never imports evaluation itself); "" turns off.
+SYNTHESIS_FEATURE_METRICS = "evaluation.training"
 
 # Background jobs: the queue lives in the database (django-tasks-db). TASKS_BACKEND may name another
 # django-tasks backend (tests use the immediate one).

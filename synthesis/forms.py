@@ -9,6 +9,14 @@ from synthesis.presets import PRESETS
 AUGMENT_CHOICES = [("", "preset default"), ("ada", "ADA (adaptive)"), ("diffaugment", "DiffAugment"), ("none", "none")]
 
 
+BEST_BY_CHOICES = [
+    ("", "default: KID if the FID weights are installed, else SWD"),
+    ("swd", "SWD (sliced Wasserstein, no weights needed)"),
+    ("kid", "KID"),
+    ("fid", "FID"),
+]
+
+
 class RunForm(forms.Form):
     training_set = forms.ModelChoiceField(queryset=ImageSet.objects.none(), help_text="Trains on its train split.")
     arch = forms.ChoiceField(label="Architecture")
@@ -20,6 +28,13 @@ class RunForm(forms.Form):
     lr_g = forms.FloatField(required=False, min_value=0, label="G learning rate")
     lr_d = forms.FloatField(required=False, min_value=0, label="D learning rate")
     augment = forms.ChoiceField(choices=AUGMENT_CHOICES, required=False, label="Augmentation")
+    best_by = forms.ChoiceField(
+        choices=BEST_BY_CHOICES,
+        required=False,
+        label="Best checkpoint by",
+        help_text="Measured on G_ema samples at every snapshot. KID and FID need the FID-Inception weights; "
+        "with them installed both are computed whatever is chosen here.",
+    )
     seed = forms.IntegerField(initial=0, min_value=0)
     extra = forms.CharField(
         required=False,
@@ -55,6 +70,8 @@ class RunForm(forms.Form):
                 out[key] = data[key]
         if data.get("augment"):
             out["augment"] = data["augment"]
+        if data.get("best_by"):
+            out["metric"] = data["best_by"]
         out.update(data.get("extra") or {})
         return out
 
@@ -73,7 +90,7 @@ class SampleForm(forms.Form):
             (
                 c.pk,
                 f"{c.kimg:.1f} kimg{' (best)' if c.is_best else ''}"
-                f"{f' SWD {c.metric * 1e3:.2f}e-3' if c.metric is not None else ''}",
+                f"{f' {run.best_metric_label} {c.metric * run.best_metric_scale:.2f}' if c.metric is not None else ''}",
             )
             for c in checkpoints
         ]

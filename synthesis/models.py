@@ -8,6 +8,9 @@ from django.utils import timezone
 
 from imagesets.models import ImageSet
 
+# How the snapshot metrics are shown: label and the factor applied to the value.
+METRIC_DISPLAY = {"swd": ("SWD ×10³", 1e3), "kid": ("KID ×10³", 1e3), "fid": ("FID", 1.0)}
+
 
 class TrainingRun(models.Model):
     """One GAN training run: its fully resolved configuration, state, and where its files are."""
@@ -89,6 +92,27 @@ class TrainingRun(models.Model):
         )
 
     @property
+    def selection_metric(self) -> str:
+        """The metric that picks the best checkpoint: swd, kid, fid or none."""
+        return self.config.get("metric", "swd")
+
+    @property
+    def best_metric_label(self) -> str:
+        return METRIC_DISPLAY.get(self.selection_metric, ("—", 1.0))[0]
+
+    @property
+    def best_metric_scale(self) -> float:
+        return METRIC_DISPLAY.get(self.selection_metric, ("—", 1.0))[1]
+
+    @property
+    def snapshot_metrics(self) -> list[tuple[str, str, float]]:
+        """(field, label, display scale) of the metrics computed at this run's snapshots."""
+        if self.selection_metric == "none":
+            return []
+        names = ["swd", *[m for m in ("kid", "fid") if m in self.config.get("feature_metrics", [])]]
+        return [(m, *METRIC_DISPLAY[m]) for m in names]
+
+    @property
     def latest_checkpoint(self) -> "Checkpoint | None":
         return self.checkpoints.order_by("-step").first()
 
@@ -108,7 +132,11 @@ class Checkpoint(models.Model):
     step = models.PositiveIntegerField()
     kimg = models.FloatField()
     path = models.CharField(max_length=400, help_text="Relative to MEDIA_ROOT.")
-    metric = models.FloatField(null=True, blank=True, help_text="SWD of G_ema samples (lower is better).")
+    # The run's selection metric (config "metric") of this snapshot's G_ema samples; lower is better.
+    metric = models.FloatField(null=True, blank=True, help_text="Value of the run's selection metric.")
+    swd = models.FloatField(null=True, blank=True, help_text="Sliced Wasserstein distance (Laplacian pyramid).")
+    kid = models.FloatField(null=True, blank=True, help_text="KID mean (FID-Inception features).")
+    fid = models.FloatField(null=True, blank=True, help_text="FID from the trainer's few hundred images (biased).")
     is_best = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

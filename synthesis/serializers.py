@@ -7,7 +7,7 @@ from synthesis.models import Checkpoint, TrainingRun
 class CheckpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = Checkpoint
-        fields = ["id", "step", "kimg", "metric", "is_best", "created_at"]
+        fields = ["id", "step", "kimg", "metric", "swd", "kid", "fid", "is_best", "created_at"]
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):

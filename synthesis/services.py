@@ -1,5 +1,6 @@
 """Writes for GAN training runs and sampling. The networks and the loop live in synthesis/gans (no Django)."""
 
+import importlib
 import json
 import logging
 import time
@@ -34,6 +35,44 @@ class RunError(ValueError):
 # 1. Configuration ----------------------------------------------------------------------------------
 
 
+def feature_metrics_unavailable() -> str | None:
+    """Why KID/FID cannot be computed at snapshots here (no evaluation module, no FID weights), or None."""
+    provider = _feature_metrics_provider()
+    if provider is None:
+        return "KID/FID during training needs the evaluation app (the SYNTHESIS_FEATURE_METRICS setting is empty)."
+    return provider.unavailable()
+
+
+def _feature_metrics_provider():
+    path = getattr(settings, "SYNTHESIS_FEATURE_METRICS", "")
+    return importlib.import_module(path) if path else None
+
+
+def _snapshot_metrics(overrides: dict) -> dict:
+    """``metric`` and ``feature_metrics`` for a launch: what the admin chose, else KID and FID (the best
+    checkpoint chosen by KID) when the FID weights are installed, SWD alone otherwise."""
+    metric, names = overrides.get("metric"), overrides.get("feature_metrics")
+    if isinstance(names, str):
+        names = [m.strip() for m in names.split(",") if m.strip()]
+    if names is None:
+        if metric == "none":
+            names = []
+        elif metric in ("kid", "fid") or feature_metrics_unavailable() is None:
+            names = ["kid", "fid"]
+        else:
+            names = []
+    if metric is None:
+        metric = "kid" if "kid" in names else "fid" if "fid" in names else "swd"
+    if names:
+        reason = feature_metrics_unavailable()
+        if reason is not None:
+            raise RunError(
+                f"{'/'.join(n.upper() for n in names)} at snapshots cannot be computed: {reason} "
+                'Or choose SWD (options {"metric": "swd", "feature_metrics": []}).'
+            )
+    return {"metric": metric, "feature_metrics": names}
+
+
 def _train_images(training_set: ImageSet, splits: list[str]):
     return training_set.images.filter(split__in=splits)
 
@@ -64,6 +103,7 @@ def run_config_resolve(*, training_set: ImageSet, arch: str, overrides: dict, sp
     if batch > n_train:
         raise RunError(f"The batch size {batch} is larger than the {n_train} training images; lower it.")
     n_classes = len(training_set.label_names) if training_set.has_masks else 0
+    overrides.update(_snapshot_metrics(overrides))
     try:
         return TrainConfig.resolve(
             arch, {**overrides, "resolution": resolution, "img_channels": training_set.channels, "n_classes": n_classes}
@@ -192,7 +232,7 @@ def training_data(run: TrainingRun, cfg: TrainConfig) -> TrainData:
 
 
 def _sync_checkpoints(run: TrainingRun) -> None:
-    """Mirror the run folder's checkpoint files (and their SWD) into Checkpoint rows."""
+    """Mirror the run folder's checkpoint files (and their snapshot metrics) into Checkpoint rows."""
     ckpt_dir = run.run_dir / "checkpoints"
     if not ckpt_dir.is_dir():
         return
@@ -207,27 +247,27 @@ def _sync_checkpoints(run: TrainingRun) -> None:
     per_step = run.config.get("batch_size", 1) * run.config.get("n_critic", 1) / 1000
     media = Path(settings.MEDIA_ROOT)
     wanted: dict[int, Checkpoint] = {}
+
+    def checkpoint(step: int, path: Path, record: dict, kimg: float, is_best: bool) -> Checkpoint:
+        return Checkpoint(
+            run=run,
+            step=step,
+            kimg=record.get("kimg", kimg),
+            path=str(path.relative_to(media)),
+            metric=record.get("value"),
+            swd=record.get("swd", record.get("value")),  # runs from before KID/FID recorded only "value"
+            kid=record.get("kid"),
+            fid=record.get("fid"),
+            is_best=is_best,
+        )
+
     for path in sorted(ckpt_dir.glob("ckpt-*.pt")):
         step = int(path.stem.split("-")[1])
         record = records.get(path.name) or {}
-        wanted[step] = Checkpoint(
-            run=run,
-            step=step,
-            kimg=record.get("kimg", step * per_step),
-            path=str(path.relative_to(media)),
-            metric=record.get("value"),
-            is_best=best is not None and record is best,
-        )
+        wanted[step] = checkpoint(step, path, record, step * per_step, best is not None and record is best)
     if best is not None and best["step"] not in wanted and (ckpt_dir / "best.pt").exists():
         # The best snapshot's own file was pruned; best.pt still holds it.
-        wanted[best["step"]] = Checkpoint(
-            run=run,
-            step=best["step"],
-            kimg=best["kimg"],
-            path=str((ckpt_dir / "best.pt").relative_to(media)),
-            metric=best["value"],
-            is_best=True,
-        )
+        wanted[best["step"]] = checkpoint(best["step"], ckpt_dir / "best.pt", best, best["kimg"], True)
     with transaction.atomic():
         Checkpoint.objects.filter(run=run).delete()
         Checkpoint.objects.bulk_create(list(wanted.values()))
@@ -266,6 +306,12 @@ def training_run_execute(*, run_id: int, log: Callable[[str], None] | None = Non
         cfg = TrainConfig.from_dict(run.config)
         data = training_data(run, cfg)
         latest = run.run_dir / "checkpoints" / "latest.pt"
+        feature_metrics = None
+        if cfg.feature_metrics:
+            reason = feature_metrics_unavailable()
+            if reason is not None:
+                raise RunError(f"This run computes {'/'.join(cfg.feature_metrics).upper()} at snapshots: {reason}")
+            feature_metrics = _feature_metrics_provider().build(cfg.feature_metrics, device)
         result = train(
             cfg,
             data,
@@ -275,6 +321,7 @@ def training_run_execute(*, run_id: int, log: Callable[[str], None] | None = Non
             abort_fn=abort_fn,
             log_fn=log,
             device=device,
+            feature_metrics=feature_metrics,
         )
         _sync_checkpoints(run)
         status = TrainingRun.Status.CANCELLED if result.aborted else TrainingRun.Status.DONE

@@ -71,6 +71,10 @@ def run_create(request: HttpRequest, clone_of: int | None = None) -> HttpRespons
     return render(request, "synthesis/run_form.html", {"form": form, "source": source})
 
 
+def _shown(value: float | None, scale: float) -> str:
+    return "—" if value is None else f"{value * scale:.2f}"
+
+
 @admin_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun.objects.select_related("training_set"), pk=pk)
@@ -83,7 +87,11 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "run": run,
             "grids": grids[:12],
             "sample_form": sample_form,
-            "checkpoints": run.checkpoints.order_by("-step"),
+            # (checkpoint, its snapshot metrics as shown: scaled, two decimals)
+            "checkpoints": [
+                (c, [_shown(getattr(c, field), scale) for field, _, scale in run.snapshot_metrics])
+                for c in run.checkpoints.order_by("-step")
+            ],
             "stats": services.run_stats(run, last=25)[::-1],
             "config_items": sorted(run.config.items()),
             "samples": ImageSet.objects.filter(provenance__run_id=run.pk).order_by("-created_at"),

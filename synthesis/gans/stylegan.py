@@ -271,8 +271,15 @@ class StyleGenerator(nn.Module):
         return ws
 
     def forward(
-        self, z: torch.Tensor, cond: torch.Tensor | None = None, psi: float = 1.0, noise_mode: str = "random"
-    ) -> torch.Tensor:
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        psi: float = 1.0,
+        noise_mode: str = "random",
+        return_ws: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The image (and, with ``return_ws``, the ws it was made from, for path-length regularisation: one
+        forward call, so a DistributedDataParallel wrapper sees the whole graph)."""
         check_z(z, self.z_dim)
         check_cond(
             cond, n_classes=self.cfg.n_classes, resolution=self.cfg.resolution, batch=z.shape[0], conditional=False
@@ -280,7 +287,8 @@ class StyleGenerator(nn.Module):
         ws = self.mapping(z, psi)
         if self.training:
             ws = self.mix_styles(ws, psi)
-        return self.synthesis(ws, noise_mode)
+        img = self.synthesis(ws, noise_mode)
+        return (img, ws) if return_ws else img
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -6,20 +6,24 @@
 * ``stats.jsonl``: one line per tick (``tick_kimg`` thousand real images shown to D): losses and penalties,
   D(real)/D(fake) means, augmentation p, sec/kimg, img/s, peak CPU RSS and CUDA memory.
 * ``checkpoints/ckpt-<step>.pt`` every ``snapshot_kimg`` (and at the end, and when aborted), plus
-  ``latest.pt`` and ``best.pt`` (lowest SWD); older ``ckpt-*`` are pruned to ``keep_checkpoints``.
+  ``latest.pt`` and ``best.pt`` (lowest ``cfg.metric``); older ``ckpt-*`` are pruned to ``keep_checkpoints``.
   A checkpoint holds everything an exact resume needs (see :func:`_checkpoint_state`).
 * ``grids/grid-<step>.png``: G_ema samples of fixed seeds with mask overlays (``grids/reals.png`` at start).
-* ``metrics.jsonl``: the weight-free sliced Wasserstein distance between G_ema samples and real images.
+* ``metrics.jsonl``: per snapshot, the weight-free sliced Wasserstein distance between G_ema samples and real
+  images and, when the caller passes a ``feature_metrics`` function (the Django app does when the FID-Inception
+  weights are installed), KID and FID on the same images.
 
 What differs from NVIDIA's loop (its known gaps): resume restores everything (optimisers,
 counters, ADA state, every RNG, the data order), so "N steps" equals "N/2 steps, stop, resume, N/2 steps" bit
 for bit on CPU; images may carry mask channels; the networks are plain PyTorch and run on CPU.
 
 Multi-GPU: launched under ``torchrun`` (env ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) each rank trains on
-``batch_size / world_size`` samples of a shared global batch and gradients are averaged with one all-reduce per
-optimiser step (StyleGAN3's scheme rather than the ``DistributedDataParallel`` wrapper: the loop calls
-``G.mapping``/``G.synthesis`` for path-length regularisation and runs lazy-regulariser phases that touch a
-subset of the graph, both of which the wrapper's reducer handles badly). Only rank 0 writes files.
+``batch_size / world_size`` samples of a shared global batch, with G and D wrapped in
+``DistributedDataParallel``, which averages the gradients during backward. Every backward goes through the
+wrapper of the network being optimised; the other network runs unwrapped (no grads of its own). The lazy
+regularisers (R1, path length) do not touch every parameter, so under DDP they add ``0 * output`` to the loss,
+as StyleGAN2-ADA did, to keep the reducer's "every parameter gets a gradient" contract. Buffers (``w_avg``,
+BatchNorm statistics) are copied from rank 0 after each step. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from . import losses
 from .augment import POLICIES, AdaptiveAugment, augment
@@ -57,7 +63,10 @@ except ImportError:  # pragma: no cover
     resource = None
 
 CHECKPOINT_FORMAT = "synthesis.gans.trainer/1"
-METRIC_NAME = "swd_lap7x7_image"  # SWD on Laplacian-pyramid 7x7 patches of the image channels (ProGAN)
+FEATURE_METRICS = ("kid", "fid")  # computed by a caller-supplied function (Inception features live elsewhere)
+# feature_metrics(fakes, reals) -> {"kid": ..., "fid": ...}: image channels (N, C, H, W) in [-1, 1]; the reals
+# are the same tensor at every snapshot of a run, so the function may cache their features.
+FeatureMetricsFn = Callable[[Tensor, Tensor], Mapping[str, float]]
 _MODEL_FIELDS = ("resolution", "img_channels", "n_classes", "z_dim", "base_channels", "extra")
 
 
@@ -112,7 +121,8 @@ class TrainConfig:
     keep_checkpoints: int = 3  # ckpt-*.pt files kept (latest.pt and best.pt always); 0 = keep all
     n_grid: int = 16
     grid_seed: int = 0
-    metric: str = "swd"  # "swd" | "none"
+    metric: str = "swd"  # picks best.pt: "swd" | "kid" | "fid" (those need feature_metrics) | "none"
+    feature_metrics: list[str] = field(default_factory=list)  # also computed at snapshots: subset of kid, fid
     metric_n: int = 256  # G_ema samples and real images compared per snapshot
     metric_seed: int = 123_456
     # Performance (effective on CUDA only; no-ops on CPU).
@@ -164,6 +174,9 @@ class TrainConfig:
             self.ema_kimg = int(self.batch_size) * 10 / 32
         if self.betas is not None:  # JSON gives a list
             self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if isinstance(self.feature_metrics, str):  # "kid,fid" from a command line
+            self.feature_metrics = [m.strip() for m in self.feature_metrics.split(",") if m.strip()]
+        self.feature_metrics = list(self.feature_metrics)
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an inconsistent configuration."""
@@ -189,8 +202,15 @@ class TrainConfig:
             raise ValueError(
                 f"augment must be one of {POLICIES} or a comma list of DiffAugment ops, not {self.augment!r}"
             )
-        if self.metric not in ("swd", "none"):
-            raise ValueError(f"metric must be 'swd' or 'none', not {self.metric!r}")
+        if self.metric not in ("swd", *FEATURE_METRICS, "none"):
+            raise ValueError(f"metric must be 'swd', 'kid', 'fid' or 'none', not {self.metric!r}")
+        unknown = [m for m in self.feature_metrics if m not in FEATURE_METRICS]
+        if unknown:
+            raise ValueError(f"feature_metrics may hold 'kid' and 'fid', not {unknown}")
+        if self.metric in FEATURE_METRICS and self.metric not in self.feature_metrics:
+            raise ValueError(f"metric {self.metric!r} chooses the best checkpoint: add it to feature_metrics")
+        if self.feature_metrics and self.metric == "none":
+            raise ValueError("feature_metrics are computed at snapshots with the metric; metric is 'none'")
         if self.feature_matching > 0 and not self.conditional:
             raise ValueError("feature_matching needs a conditional GAN whose D has forward_with_features")
 
@@ -346,18 +366,20 @@ def _setup_distributed(device: str | torch.device) -> tuple[_Dist, torch.device]
     return _Dist(rank, world_size, created), device
 
 
-def _all_reduce_grads(module: nn.Module, d: _Dist) -> None:
-    """Average the gradients over ranks with one flat all-reduce (ranks agree on which params have grads)."""
+def _wrap_ddp(module: nn.Module, d: _Dist, device: torch.device) -> nn.Module:
+    """``module`` in DistributedDataParallel when distributed (gradients averaged in backward), else itself.
+
+    Buffers are not broadcast at every forward (D runs several forwards per step, and the unwrapped module is
+    used too): the loop copies rank 0's buffers once per step instead. Wrapping broadcasts rank 0's weights.
+    """
     if not d.on:
-        return
-    params = [p for p in module.parameters() if p.grad is not None]
-    if not params:
-        return
-    flat = torch.cat([p.grad.flatten() for p in params])
-    dist.all_reduce(flat)
-    flat /= d.world_size
-    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
-        p.grad.copy_(g.view_as(p))
+        return module
+    # D's 1-channel output layers get gradients whose strides differ from the bucket's only in a size-1
+    # dimension (the same memory layout); the reducer warns about it on every rank, for nothing.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+    )
 
 
 def _broadcast_module(module: nn.Module, d: _Dist, *, params: bool = True) -> None:
@@ -570,16 +592,18 @@ def train(
     abort_fn: Callable[[], bool] | None = None,
     log_fn: Callable[[str], None] | None = None,
     device: str | torch.device = "cpu",
+    feature_metrics: FeatureMetricsFn | None = None,
 ) -> TrainResult:
     """Train ``cfg.arch`` on ``data`` for ``cfg.kimg`` thousand real images; see the module docstring.
 
     ``progress_fn(cur_kimg, total_kimg, stats)`` is called and ``abort_fn()`` polled once per tick (rank 0;
     the abort decision is broadcast); an abort writes a checkpoint before returning. ``resume_from`` continues
     a checkpoint exactly (the model fields of ``cfg`` must match; ``kimg`` and bookkeeping may differ).
+    ``feature_metrics`` (rank 0 only) computes ``cfg.feature_metrics`` at each snapshot; see FeatureMetricsFn.
     """
     d, device = _setup_distributed(device)
     try:
-        return _train(cfg, data, Path(run_dir), d, device, resume_from, progress_fn, abort_fn, log_fn)
+        return _train(cfg, data, Path(run_dir), d, device, resume_from, progress_fn, abort_fn, log_fn, feature_metrics)
     finally:
         if d.created_group:
             dist.destroy_process_group()
@@ -595,9 +619,15 @@ def _train(
     progress_fn: Callable[[float, float, dict], None] | None,
     abort_fn: Callable[[], bool] | None,
     log_fn: Callable[[str], None] | None,
+    feature_metrics: FeatureMetricsFn | None,
 ) -> TrainResult:
     cfg.validate()
     is_main = d.rank == 0
+    if is_main and cfg.feature_metrics and feature_metrics is None:
+        raise ValueError(
+            f"this run computes {'/'.join(cfg.feature_metrics).upper()} at its snapshots, which needs the "
+            "FID-Inception weights: install them, or set feature_metrics to [] (and metric to 'swd')"
+        )
     log = log_fn if (log_fn is not None and is_main) else (lambda _msg: None)
     cuda = device.type == "cuda"
 
@@ -622,12 +652,10 @@ def _train(
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         torch.cuda.reset_peak_memory_stats(device)
 
-    # 3. Networks: the same initial weights on every rank (seeded, then broadcast to be sure).
+    # 3. Networks: the same initial weights on every rank (seeded; the DDP wrappers below broadcast them too).
     torch.manual_seed(cfg.seed)
     G, D = _build(cfg)
     G, D = G.to(device, memory_format=memory_format).train(), D.to(device, memory_format=memory_format).train()
-    _broadcast_module(G, d)
-    _broadcast_module(D, d)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     style = _is_style_based(G)
     if cfg.pl_weight > 0 and not style:
@@ -711,6 +739,10 @@ def _train(
         save_grid(grid_reals, None if grid_masks is None else grid_masks.argmax(1), grid_dir / "reals.png")
 
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else nullcontext
+    # The wrappers used for the forwards whose backward updates that network (G_train, D_train are G, D when
+    # not distributed). Wrapped after a resume has loaded the weights, so the broadcast carries them.
+    G_train, D_train = _wrap_ddp(G, d, device), _wrap_ddp(D, d, device)
+    _broadcast_module(G_ema, d)
 
     # -- pieces of one step -----------------------------------------------------------------------------------
 
@@ -733,12 +765,16 @@ def _train(
         return (xc, None) if cond is None else (xc[:, : x.shape[1]], xc[:, x.shape[1] :])
 
     def run_D(x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """D on augmented inputs, for D's own updates (through the DDP wrapper when distributed)."""
+        return D_train(*augment_input(x, cond))  # (b,)
+
+    def run_D_frozen(x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """D on augmented inputs inside G's update: D's weights take no gradient."""
         return D(*augment_input(x, cond))  # (b,)
 
     def optimizer_step(module: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: Tensor):
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        _all_reduce_grads(module, d)
+        scaler.scale(loss).backward()  # DDP averages the gradients over ranks here
         if scaler.is_enabled():
             scaler.unscale_(opt)  # the scaler skips the step on inf/NaN itself
         else:
@@ -791,8 +827,17 @@ def _train(
 
         # 2. Lazy R1 on the last real batch, as its own optimiser step, weighted by the interval.
         if lazy_r1 and step % cfg.r1_interval == 0:
-            r1 = losses.r1_penalty(run_D, x_real, cond)
-            optimizer_step(D, opt_D, scaler_D, r1 * (cfg.r1_gamma / 2 * cfg.r1_interval))
+            outputs: list[Tensor] = []
+
+            def run_D_keep(x: Tensor, c: Tensor | None = None) -> Tensor:
+                outputs.append(run_D(x, c))
+                return outputs[-1]
+
+            r1 = losses.r1_penalty(run_D_keep, x_real, cond)
+            total = r1 * (cfg.r1_gamma / 2 * cfg.r1_interval)
+            if d.on:  # D's last bias has no part in grad_x D; DDP wants a gradient for every parameter
+                total = total + outputs[0].sum() * 0
+            optimizer_step(D, opt_D, scaler_D, total)
             accumulate("loss_r1", r1)
 
         # 3. Generator (SPADE reuses the last real masks as its condition).
@@ -800,7 +845,7 @@ def _train(
         D.requires_grad_(False)
         z = torch.randn(batch_gpu, cfg.z_dim, device=device)
         with autocast():
-            x_fake = G(z, cond)
+            x_fake = G_train(z, cond)
             if cfg.feature_matching > 0:
                 # Same augmentation draws for the real and fake of each pair, so their features are comparable.
                 aug_state = aug_generator.get_state()
@@ -810,7 +855,7 @@ def _train(
                 d_fake_g, fake_feats = D.forward_with_features(*augment_input(x_fake, cond))
                 fm = losses.feature_matching_loss(real_feats, fake_feats)
             else:
-                d_fake_g = run_D(x_fake, cond)
+                d_fake_g = run_D_frozen(x_fake, cond)
             loss_G = loss_fn.g_loss(d_fake_g.float())
         total = loss_G
         if cfg.feature_matching > 0:
@@ -822,8 +867,8 @@ def _train(
         # 4. Lazy path-length regularisation (SG2): |J_w^T y| should be constant over w.
         if lazy_pl and step % cfg.pl_interval == 0:
             b = max(1, batch_gpu // cfg.pl_batch_shrink)
-            ws = G.mix_styles(G.mapping(torch.randn(b, cfg.z_dim, device=device)))  # (b, num_ws, w_dim)
-            img = G.synthesis(ws)  # (b, C, H, W)
+            # ws (b, num_ws, w_dim), style-mixed as in the main step; img (b, C, H, W)
+            img, ws = G_train(torch.randn(b, cfg.z_dim, device=device), return_ws=True)
             pl_noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
             (pl_grad,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
             lengths = pl_grad.square().sum(dim=2).mean(dim=1).sqrt()  # (b,)
@@ -833,10 +878,13 @@ def _train(
                 batch_mean /= d.world_size
             pl_mean.copy_(pl_mean.lerp(batch_mean, cfg.pl_decay))
             pl_penalty = (lengths - pl_mean).square().mean()
-            optimizer_step(G, opt_G, scaler_G, pl_penalty * (cfg.pl_weight * cfg.pl_interval))
+            total = pl_penalty * (cfg.pl_weight * cfg.pl_interval)
+            if d.on:  # output biases have no part in the Jacobian; DDP wants a gradient for every parameter
+                total = total + img.sum() * 0
+            optimizer_step(G, opt_G, scaler_G, total)
             accumulate("loss_pl", pl_penalty)
 
-        # 5. Every rank keeps rank 0's buffers (w_avg, BatchNorm statistics), as DDP does; then G_ema, an
+        # 5. Every rank keeps rank 0's buffers (w_avg, BatchNorm statistics); then G_ema, an
         #    exponential moving average with a half-life in images (ramped up early on).
         _broadcast_module(G, d, params=False)
         _broadcast_module(D, d, params=False)
@@ -851,6 +899,14 @@ def _train(
                 b_ema.copy_(b_src)
 
     # -- snapshot: grid, metric, checkpoint -------------------------------------------------------------------
+
+    reals_cache: list = []
+
+    def metric_reals(n: int) -> tuple[Tensor, Tensor | None]:
+        """The same ``n`` real images (and masks) at every snapshot: one tensor, so metric code may cache."""
+        if not reals_cache:
+            reals_cache.append(data.batch(fixed_idx[:n], torch.device("cpu")))
+        return reals_cache[0]
 
     def snapshot() -> None:
         nonlocal best
@@ -870,9 +926,9 @@ def _train(
             images, masks = sample(G_ema, seeds=grid_seeds, cond=grid_cond, device=device)
             save_grid(images, masks, grid_dir / f"grid-{step:07d}.png")
             improved = False
-            if cfg.metric == "swd":
+            if cfg.metric != "none":
                 n = min(cfg.metric_n, len(data))
-                reals, real_masks = data.batch(fixed_idx[:n], torch.device("cpu"))
+                reals, real_masks = metric_reals(n)
                 fakes, _ = sample(
                     G_ema,
                     seeds=[cfg.metric_seed + i for i in range(n)],
@@ -883,13 +939,18 @@ def _train(
                 record = {
                     "step": step,
                     "kimg": round(kimg, 4),
-                    "metric": METRIC_NAME,
-                    "value": swd["swd_avg"],
+                    "metric": cfg.metric,
+                    "value": None,
+                    "swd": swd["swd_avg"],  # SWD of Laplacian-pyramid 7x7 patches of the image channels (ProGAN)
                     "levels": swd,
                     "n_fake": n,
                     "n_real": n,
                     "checkpoint": name,
                 }
+                if cfg.feature_metrics:
+                    values = feature_metrics(fakes, reals)
+                    record.update({m: float(values[m]) for m in cfg.feature_metrics})
+                record["value"] = record[cfg.metric]
                 metric_history.append(record)
                 _append_jsonl(run_dir / "metrics.jsonl", record)
                 if best is None or record["value"] < best["value"]:

@@ -141,7 +141,7 @@ def test_train_writes_stats_grids_checkpoints_and_metrics(arch, overrides, data,
     grid = Image.open(tmp_path / "grids" / "grid-0000002.png")
     assert grid.mode == "RGB" and grid.size[0] >= 2 * 32  # image | overlay tiles
     (metric,) = lines(tmp_path / "metrics.jsonl")
-    assert metric["metric"].startswith("swd") and metric["value"] > 0 and metric["n_fake"] == 8
+    assert metric["metric"] == "swd" and metric["value"] == metric["swd"] > 0 and metric["n_fake"] == 8
     assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"ckpt-0000002.pt", "latest.pt", "best.pt"}
     assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
 
@@ -214,6 +214,41 @@ def test_latest_best_and_pruning(data, tmp_path):
     assert len(list((tmp_path / "grids").glob("grid-*.png"))) == 4
 
 
+def test_feature_metrics_at_snapshots_choose_the_best_checkpoint(data, tmp_path):
+    """KID/FID come from a caller's function (the app passes FID-Inception's); the chosen one picks best.pt."""
+    seen = []
+    kids = iter([0.5, 0.2, 0.3])  # the second snapshot is the best by KID
+
+    def feature_metrics(fakes, reals):
+        seen.append((fakes, reals))
+        return {"kid": next(kids), "fid": 40.0 + len(seen)}
+
+    cfg = tiny("dcgan", 3, metric="kid", feature_metrics=["kid", "fid"])
+    cfg.snapshot_kimg = cfg.tick_kimg
+    train(cfg, data, tmp_path, feature_metrics=feature_metrics)
+    metrics = lines(tmp_path / "metrics.jsonl")
+    assert [(m["metric"], m["value"], m["kid"], m["fid"]) for m in metrics] == [
+        ("kid", 0.5, 0.5, 41.0),
+        ("kid", 0.2, 0.2, 42.0),
+        ("kid", 0.3, 0.3, 43.0),
+    ]
+    assert all(m["swd"] > 0 for m in metrics)  # SWD is always there
+    assert torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)["step"] == 2
+    fakes, reals = seen[0]
+    assert fakes.shape == reals.shape == (8, 1, 32, 32) and fakes.min() >= -1 and fakes.max() <= 1
+    assert all(r is reals for _, r in seen)  # one tensor of reals, so the function may cache its features
+
+
+def test_feature_metrics_without_a_function_or_misconfigured_are_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="FID-Inception weights"):
+        train(tiny("dcgan", 1, metric="kid", feature_metrics=["kid"]), data, tmp_path)
+    with pytest.raises(ValueError, match="add it to feature_metrics"):
+        tiny("dcgan", 1, metric="fid", feature_metrics=["kid"])
+    with pytest.raises(ValueError, match="feature_metrics may hold"):
+        tiny("dcgan", 1, feature_metrics=["is"])
+    assert tiny("dcgan", 1, metric="kid", feature_metrics="kid,fid").feature_metrics == ["kid", "fid"]
+
+
 def test_sample_is_deterministic_per_seed(data, tmp_path):
     result = train(tiny("stylegan", 1), data, tmp_path)
     G_ema, cfg = load_checkpoint(result.checkpoint)
@@ -252,20 +287,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DDP_ARCHS = ("dcgan", "wgan_gp", "hinge", "spade", "stylegan")
+
+
 def test_ddp_two_ranks_on_cpu(tmp_path):
+    """torchrun, two gloo ranks, G and D in DistributedDataParallel: the ranks draw different z, noise and
+    augmentations, so only gradients averaged over ranks (and rank 0's buffers) keep their weights equal."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(_free_port()), str(REPO / "tests" / "ml" / "ddp_worker.py"), str(tmp_path), "stylegan",
+        "--master_port", str(_free_port()), str(REPO / "tests" / "ml" / "ddp_worker.py"), str(tmp_path), *DDP_ARCHS,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    assert rank0["step"] == rank1["step"] == 3
-    assert_same_weights(rank0, rank1)  # averaged gradients and broadcast buffers keep the ranks in lockstep
-    run = tmp_path / "run"
-    assert len(lines(run / "stats.jsonl")) == 3 and (run / "checkpoints" / "latest.pt").exists()
-    ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
-    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2  # every rank's RNG, for an exact resume
-    assert_same_weights(ckpt, rank0)
+    for arch in DDP_ARCHS:
+        rank0 = torch.load(tmp_path / arch / "rank0.pt", weights_only=True)
+        rank1 = torch.load(tmp_path / arch / "rank1.pt", weights_only=True)
+        assert rank0["step"] == rank1["step"] >= 1, arch
+        assert_same_weights(rank0, rank1)
+        run = tmp_path / arch / "run"
+        assert len(lines(run / "stats.jsonl")) >= 1 and (run / "checkpoints" / "latest.pt").exists()
+        ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+        assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2  # every rank's RNG, for an exact resume
+        assert_same_weights(ckpt, rank0)
+    stylegan = torch.load(tmp_path / "stylegan" / "rank0.pt", weights_only=True)
+    assert stylegan["step"] == 3  # lazy R1 and path length ran at step 2 (interval 2)
