@@ -180,6 +180,8 @@ def test_pages_and_api(client, admin_user, dataset, django_capture_on_commit_cal
     assert client.get(reverse("synthesis:grid", args=[run.pk, "..%2Fconfig.json"])).status_code == 404
     bad = client.post(reverse("synthesis:create"), {**form, "extra": "{not json"})
     assert "Not valid JSON" in bad.content.decode()
+    no_weights = client.post(reverse("synthesis:create"), {**form, "best_by": "kid"})
+    assert "fid_weights install" in no_weights.content.decode() and TrainingRun.objects.count() == 1
     assert client.get(reverse("synthesis:clone", args=[run.pk])).status_code == 200
     # Sampling from the page.
     with django_capture_on_commit_callbacks(execute=True):
