@@ -67,9 +67,8 @@ class Command(BaseCommand):
             run = services.training_run_execute(run_id=run.pk, log=lambda m: self.stderr.write(m))
             if run.status != TrainingRun.Status.DONE:
                 raise CommandError(f"run {run.pk} ended {run.status}: {run.error}")
-            self.stderr.write(
-                f"Run {run.pk} done: {run.kimg_done:.2f} kimg, best {run.best_metric_label} {run.best_metric}"
-            )
+            best = "—" if run.best_metric is None else f"{run.best_metric * run.best_metric_scale:.2f}"
+            self.stderr.write(f"Run {run.pk} done: {run.kimg_done:.2f} kimg, best {run.best_metric_label} {best}")
         elif o["no_queue"]:
             self.stderr.write(
                 f"Run {run.pk} created; start it with: torchrun --nproc_per_node N manage.py run_training {run.pk}"
