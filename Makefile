@@ -36,6 +36,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 migrations-check: venv
+	mkdir -p var
 	$(PY) manage.py makemigrations --check --dry-run
 
 chromium:
