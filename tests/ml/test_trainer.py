@@ -287,7 +287,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-DDP_ARCHS = ("dcgan", "wgan_gp", "hinge", "spade", "stylegan")
+DDP_ARCHS = ("dcgan", "wgan", "wgan_gp", "hinge", "spade", "stylegan")
 
 
 def test_ddp_two_ranks_on_cpu(tmp_path):
