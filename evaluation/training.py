@@ -52,7 +52,9 @@ def build(names: Sequence[str], device: str | torch.device = "cpu") -> Callable[
         real_f, fake_f = cache["real_features"], features(fakes)
         out = {}
         if "kid" in names:
-            kid = get_metric("kid").fn(real_f, fake_f, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE)
+            # Subsets as large as both sets are all the same set: one is enough.
+            subsets = 1 if min(len(real_f), len(fake_f)) <= KID_SUBSET_SIZE else KID_SUBSETS
+            kid = get_metric("kid").fn(real_f, fake_f, subsets=subsets, subset_size=KID_SUBSET_SIZE)
             out["kid"] = kid["kid_mean"]
         if "fid" in names:
             out["fid"] = get_metric("fid").fn(real_f, fake_f)["fid"]

@@ -10,7 +10,7 @@ AUGMENT_CHOICES = [("", "preset default"), ("ada", "ADA (adaptive)"), ("diffaugm
 
 
 BEST_BY_CHOICES = [
-    ("", "default: KID if the FID weights are installed, else SWD"),
+    ("", "preset default (authors': KID if the FID weights are installed, else SWD)"),
     ("swd", "SWD (sliced Wasserstein, no weights needed)"),
     ("kid", "KID"),
     ("fid", "FID"),
@@ -33,7 +33,8 @@ class RunForm(forms.Form):
         required=False,
         label="Best checkpoint by",
         help_text="Measured on G_ema samples at every snapshot. KID and FID need the FID-Inception weights; "
-        "with them installed both are computed whatever is chosen here.",
+        'choosing KID or FID computes both. The CPU preset uses SWD. {"feature_metrics": ["kid", "fid"]} in '
+        "the options adds them to an SWD run.",
     )
     seed = forms.IntegerField(initial=0, min_value=0)
     extra = forms.CharField(

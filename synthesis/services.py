@@ -3,6 +3,7 @@
 import importlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,17 +51,16 @@ def _feature_metrics_provider():
 
 def _snapshot_metrics(overrides: dict) -> dict:
     """``metric`` and ``feature_metrics`` for a launch: what the admin chose, else KID and FID (the best
-    checkpoint chosen by KID) when the FID weights are installed, SWD alone otherwise."""
+    checkpoint chosen by KID) when the FID weights are installed, SWD alone otherwise. Choosing SWD (the
+    CPU preset does) turns KID/FID off unless ``feature_metrics`` names them: Inception features of a few
+    hundred images cost a CPU several times a small snapshot interval's training."""
     metric, names = overrides.get("metric"), overrides.get("feature_metrics")
     if isinstance(names, str):
         names = [m.strip() for m in names.split(",") if m.strip()]
     if names is None:
-        if metric == "none":
-            names = []
-        elif metric in ("kid", "fid") or feature_metrics_unavailable() is None:
-            names = ["kid", "fid"]
-        else:
-            names = []
+        wanted = metric in ("kid", "fid") or (metric is None and feature_metrics_unavailable() is None)
+        # SWD chosen (or no weights): no Inception work at snapshots unless feature_metrics asks for it.
+        names = ["kid", "fid"] if wanted else []
     if metric is None:
         metric = "kid" if "kid" in names else "fid" if "fid" in names else "swd"
     if names:
@@ -231,6 +231,10 @@ def training_data(run: TrainingRun, cfg: TrainConfig) -> TrainData:
     return TrainData(images=images * 2 - 1, masks=mask_t, n_classes=cfg.n_classes if mask_t is not None else 0)
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _sync_checkpoints(run: TrainingRun) -> None:
     """Mirror the run folder's checkpoint files (and their snapshot metrics) into Checkpoint rows."""
     ckpt_dir = run.run_dir / "checkpoints"
@@ -243,7 +247,9 @@ def _sync_checkpoints(run: TrainingRun) -> None:
             if line.strip():
                 record = json.loads(line)
                 records[record["checkpoint"]] = record
-    best = min(records.values(), key=lambda r: r["value"]) if records else None
+    # A snapshot whose metric is NaN (diverged samples, failed KID/FID) is never the best; shown as missing.
+    finite = [r for r in records.values() if _finite(r.get("value")) is not None]
+    best = min(finite, key=lambda r: r["value"]) if finite else None
     per_step = run.config.get("batch_size", 1) * run.config.get("n_critic", 1) / 1000
     media = Path(settings.MEDIA_ROOT)
     wanted: dict[int, Checkpoint] = {}
@@ -254,10 +260,10 @@ def _sync_checkpoints(run: TrainingRun) -> None:
             step=step,
             kimg=record.get("kimg", kimg),
             path=str(path.relative_to(media)),
-            metric=record.get("value"),
-            swd=record.get("swd", record.get("value")),  # runs from before KID/FID recorded only "value"
-            kid=record.get("kid"),
-            fid=record.get("fid"),
+            metric=_finite(record.get("value")),
+            swd=_finite(record.get("swd", record.get("value"))),  # runs before KID/FID recorded only "value"
+            kid=_finite(record.get("kid")),
+            fid=_finite(record.get("fid")),
             is_best=is_best,
         )
 
@@ -405,6 +411,7 @@ def sample_launch(
             "checkpoint_step": checkpoint.step,
             "checkpoint_kimg": round(checkpoint.kimg, 3),
             "checkpoint_metric": checkpoint.metric,
+            "checkpoint_metric_name": run.selection_metric,
             "training_imageset_id": training_set.pk,
             "training_imageset": training_set.name,
             "training_splits": run.training_splits,

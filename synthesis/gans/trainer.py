@@ -211,6 +211,8 @@ class TrainConfig:
             raise ValueError(f"metric {self.metric!r} chooses the best checkpoint: add it to feature_metrics")
         if self.feature_metrics and self.metric == "none":
             raise ValueError("feature_metrics are computed at snapshots with the metric; metric is 'none'")
+        if self.feature_metrics and self.metric_n < 2:
+            raise ValueError("KID and FID need metric_n >= 2 samples per snapshot")
         if self.feature_matching > 0 and not self.conditional:
             raise ValueError("feature_matching needs a conditional GAN whose D has forward_with_features")
 
@@ -370,7 +372,8 @@ def _wrap_ddp(module: nn.Module, d: _Dist, device: torch.device) -> nn.Module:
     """``module`` in DistributedDataParallel when distributed (gradients averaged in backward), else itself.
 
     Buffers are not broadcast at every forward (D runs several forwards per step, and the unwrapped module is
-    used too): the loop copies rank 0's buffers once per step instead. Wrapping broadcasts rank 0's weights.
+    used too): the loop copies rank 0's buffers once per step instead. Wrapping broadcasts rank 0's weights
+    and buffers.
     """
     if not d.on:
         return module
@@ -378,7 +381,7 @@ def _wrap_ddp(module: nn.Module, d: _Dist, device: torch.device) -> nn.Module:
     # dimension (the same memory layout); the reducer warns about it on every rank, for nothing.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     return DistributedDataParallel(
-        module, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+        module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False
     )
 
 
@@ -948,12 +951,18 @@ def _train(
                     "checkpoint": name,
                 }
                 if cfg.feature_metrics:
-                    values = feature_metrics(fakes, reals)
-                    record.update({m: float(values[m]) for m in cfg.feature_metrics})
+                    try:
+                        values = feature_metrics(fakes, reals)
+                        record.update({m: float(values[m]) for m in cfg.feature_metrics})
+                    except Exception as exc:  # e.g. NaN samples: FID has no value; the run must go on
+                        log(f"snapshot {name}: {'/'.join(cfg.feature_metrics)} failed: {exc}")
+                        record.update({m: float("nan") for m in cfg.feature_metrics})
+                        record["feature_metrics_error"] = f"{type(exc).__name__}: {exc}"
                 record["value"] = record[cfg.metric]
                 metric_history.append(record)
                 _append_jsonl(run_dir / "metrics.jsonl", record)
-                if best is None or record["value"] < best["value"]:
+                # A NaN snapshot (diverged samples, failed metric) is never the best.
+                if math.isfinite(record["value"]) and (best is None or record["value"] < best["value"]):
                     best, improved = {"value": record["value"], "step": step, "kimg": record["kimg"]}, True
         path = ckpt_dir / name
         tmp = path.with_name(name + ".tmp")

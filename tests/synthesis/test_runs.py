@@ -155,6 +155,25 @@ def test_train_and_sample_commands(dataset, capsys):
         call_command("train", "--dataset", "cardiac", "--arch", "dcgan", "--kimg", "1", "--size", "48")
 
 
+def test_run_training_command_runs_a_queued_run_once(dataset, monkeypatch):
+    """What each torchrun rank calls; without torchrun's environment this process is rank 0 of 1."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    run = launch(dataset, kimg=0.016, tick_kimg=0.008, snapshot_kimg=0.016)
+    call_command("run_training", str(run.pk))
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.DONE and run.checkpoints.exists()
+    with pytest.raises(CommandError, match="only a queued or interrupted run"):
+        call_command("run_training", str(run.pk))
+    # A run that fails exits non-zero, so torchrun stops the other ranks instead of leaving them waiting.
+    failing = launch(dataset, kimg=0.016)
+    TrainingRun.objects.filter(pk=failing.pk).update(config={**failing.config, "lr_g": -1})
+    with pytest.raises(CommandError, match="failed"):
+        call_command("run_training", str(failing.pk))
+    with pytest.raises(CommandError, match="no run"):
+        call_command("run_training", "999999")
+
+
 def test_pages_and_api(client, admin_user, dataset, django_capture_on_commit_callbacks):
     client.force_login(admin_user)
     assert client.get(reverse("synthesis:index")).status_code == 200

@@ -7,6 +7,7 @@ from evaluation import services as evaluation_services
 from evaluation import training as evaluation_training
 from synthesis import services
 from synthesis.models import TrainingRun
+from synthesis.presets import preset_overrides
 from tests.evaluation.conftest import phantom_set, random_inception  # noqa: F401 (a fixture)
 from tests.synthesis.test_runs import TINY
 
@@ -63,9 +64,40 @@ def test_with_weights_kid_and_fid_at_every_snapshot_and_kid_picks_the_best(
     listing = client.get(reverse("synthesis:index")).content.decode()
     assert f"KID ×10³ {best.kid * 1e3:.2f}" in listing
 
-    # SWD chosen explicitly: KID and FID are still measured, SWD picks the best.
+    # SWD chosen (the CPU preset does): no Inception work at snapshots, unless asked for.
     by_swd = launch(dataset, metric="swd")
-    assert by_swd.config["metric"] == "swd" and by_swd.config["feature_metrics"] == ["kid", "fid"]
+    assert by_swd.config["metric"] == "swd" and by_swd.config["feature_metrics"] == []
+    cpu = services.training_run_launch(
+        training_set=dataset, arch="dcgan", overrides=preset_overrides("cpu-small", "dcgan"), enqueue=False
+    )
+    assert cpu.config["metric"] == "swd" and cpu.config["feature_metrics"] == []
+    both = launch(dataset, metric="swd", feature_metrics=["kid", "fid"])
+    assert both.config["metric"] == "swd" and both.config["feature_metrics"] == ["kid", "fid"]
+
+
+def test_a_failing_snapshot_metric_is_recorded_as_missing_and_the_run_goes_on(
+    dataset, inception_installed, monkeypatch
+):
+    calls = []
+    build = evaluation_training.build
+
+    def flaky_build(names, device):
+        compute = build(names, device)
+
+        def wrapped(fakes, reals):
+            calls.append(1)
+            if len(calls) == 1:
+                raise ValueError("statistics contain NaN")
+            return compute(fakes, reals)
+
+        return wrapped
+
+    monkeypatch.setattr(evaluation_training, "build", flaky_build)
+    done = services.training_run_execute(run_id=launch(dataset).pk)
+    assert done.status == TrainingRun.Status.DONE, done.error
+    first, second = done.checkpoints.order_by("step")
+    assert first.kid is None and first.fid is None and first.metric is None and first.swd > 0
+    assert second.kid is not None and second.is_best and done.best_metric == second.kid
 
 
 def test_weights_gone_before_the_run_starts_fails_it_with_the_reason(dataset, inception_installed, monkeypatch):

@@ -27,6 +27,9 @@ class Command(BaseCommand):
             done = services.training_run_execute(run_id=run.pk, log=lambda m: self.stderr.write(m))
             if done is None:
                 raise CommandError(f"run {run.pk} is {run.status}; only a queued or interrupted run can start")
+            if done.status == TrainingRun.Status.FAILED:
+                # A non-zero exit makes torchrun stop the other ranks, which would otherwise wait for rank 0.
+                raise CommandError(f"run {done.pk} failed: {done.error}")
             self.stderr.write(f"run {done.pk} ended {done.status} at {done.kimg_done:.2f} kimg")
             return
         # Other ranks: the same data and configuration; the trainer broadcasts rank 0's abort decision.
