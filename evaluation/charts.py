@@ -1,21 +1,8 @@
 """Bar charts with error bars for the comparison page (matplotlib SVG, rendered on the server)."""
 
-import io
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from django.utils.safestring import mark_safe  # noqa: E402
-
-
-def _svg(fig) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return mark_safe(text[text.find("<svg") :])
+from config.plots import figure_svg, plt
 
 
 def dice_chart(table: dict) -> str | None:
@@ -35,7 +22,7 @@ def dice_chart(table: dict) -> str | None:
     ax.set_ylim(0, 1)
     ax.set_ylabel("Dice on real test images")
     ax.legend(fontsize=7, ncol=2)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def metric_chart(table: dict, key: str, title: str, *, scale: float = 1.0) -> str | None:
@@ -48,4 +35,4 @@ def metric_chart(table: dict, key: str, title: str, *, scale: float = 1.0) -> st
     ax.barh([r["generator"] for r in rows], values, xerr=errors, capsize=2, color="#2357a6")
     ax.invert_yaxis()
     ax.set_title(title, fontsize=9)
-    return _svg(fig)
+    return figure_svg(fig)

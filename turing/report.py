@@ -1,27 +1,13 @@
 """The study report: statistics plus server-rendered plots (matplotlib SVG)."""
 
-import io
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from django.utils.safestring import mark_safe  # noqa: E402
-
-from turing.exports import EXPORT_KINDS  # noqa: E402
-from turing.models import Study  # noqa: E402
-from turing.selectors import study_rating_rows  # noqa: E402
-from turing.services import assignment_progress  # noqa: E402
-from turing.stats import study_statistics  # noqa: E402
-
-
-def _svg(fig) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return mark_safe(text[text.find("<svg") :])  # drop the XML prolog for inline use
+from config.plots import figure_svg, plt
+from turing.exports import EXPORT_KINDS
+from turing.models import Study
+from turing.selectors import study_rating_rows
+from turing.services import assignment_progress
+from turing.stats import study_statistics
 
 
 def _roc_points(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +36,7 @@ def roc_plot(rows) -> str | None:
     ax.set_ylabel("generated images detected (sensitivity)")
     ax.set_title("ROC per rater")
     ax.legend(fontsize=8)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def interval_plot(
@@ -79,7 +65,7 @@ def interval_plot(
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def study_report_context(study: Study) -> dict:
