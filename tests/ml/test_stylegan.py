@@ -15,16 +15,6 @@ from synthesis.gans.stylegan import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: OpenMP synchronisation costs more than a second thread saves (10x slower on a busy
-    # 2-core machine), so these tests run single-threaded.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_cfg(**extra) -> ModelConfig:
     return ModelConfig(
         resolution=32, img_channels=1, n_classes=3, z_dim=16, base_channels=8, extra={"map_layers": 2, **extra}

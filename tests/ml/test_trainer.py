@@ -16,16 +16,6 @@ from synthesis.gans.trainer import TrainConfig, TrainData, load_checkpoint, samp
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: OpenMP synchronisation costs more than a second thread saves (10x slower on a busy
-    # 2-core machine), so these tests run single-threaded.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def data() -> TrainData:
     g = torch.Generator().manual_seed(0)
