@@ -45,9 +45,7 @@ def build(names: Sequence[str], device: str | torch.device = "cpu") -> Callable[
         return fid_features.extract_features(model, (images.float().clamp(-1, 1) + 1) / 2, device=device)
 
     def compute(fakes: torch.Tensor, reals: torch.Tensor) -> Mapping[str, float]:
-        if cache.get("reals") is not reals and not (
-            isinstance(cache.get("reals"), torch.Tensor) and torch.equal(cache["reals"], reals)
-        ):
+        if cache.get("reals") is not reals:  # the trainer passes one tensor of reals for the whole run
             cache["reals"], cache["real_features"] = reals, features(reals)
         real_f, fake_f = cache["real_features"], features(fakes)
         out = {}

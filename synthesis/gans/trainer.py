@@ -738,6 +738,8 @@ def _train(
     fixed_idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.metric_seed))
     grid_seeds = list(range(cfg.grid_seed, cfg.grid_seed + cfg.n_grid))
     grid_reals, grid_masks = data.batch(fixed_idx[: cfg.n_grid].repeat(cfg.n_grid)[: cfg.n_grid], torch.device("cpu"))
+    # The metric's real images: one tensor for the whole run, so a feature_metrics function may cache them.
+    metric_reals, metric_masks = data.batch(fixed_idx[: min(cfg.metric_n, len(data))], torch.device("cpu"))
     if is_main and resume_from is None:
         save_grid(grid_reals, None if grid_masks is None else grid_masks.argmax(1), grid_dir / "reals.png")
 
@@ -903,14 +905,6 @@ def _train(
 
     # -- snapshot: grid, metric, checkpoint -------------------------------------------------------------------
 
-    reals_cache: list = []
-
-    def metric_reals(n: int) -> tuple[Tensor, Tensor | None]:
-        """The same ``n`` real images (and masks) at every snapshot: one tensor, so metric code may cache."""
-        if not reals_cache:
-            reals_cache.append(data.batch(fixed_idx[:n], torch.device("cpu")))
-        return reals_cache[0]
-
     def snapshot() -> None:
         nonlocal best
         rng = _rng_state(device, aug_generator)
@@ -930,8 +924,8 @@ def _train(
             save_grid(images, masks, grid_dir / f"grid-{step:07d}.png")
             improved = False
             if cfg.metric != "none":
-                n = min(cfg.metric_n, len(data))
-                reals, real_masks = metric_reals(n)
+                n = len(metric_reals)
+                reals, real_masks = metric_reals, metric_masks
                 fakes, _ = sample(
                     G_ema,
                     seeds=[cfg.metric_seed + i for i in range(n)],
