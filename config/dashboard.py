@@ -68,7 +68,8 @@ def next_steps() -> list[dict]:
             break
     evaluated = set(Evaluation.objects.exclude(candidate=None).values_list("candidate_id", flat=True))
     studied = set(Study.objects.values_list("sources__imageset_id", flat=True))
-    for s in ImageSet.objects.ready().synthetic()[:50]:
+    synthetic = list(ImageSet.objects.ready().synthetic()[:50])
+    for s in synthetic:
         if s.pk not in evaluated:
             steps.append(
                 {
@@ -78,7 +79,7 @@ def next_steps() -> list[dict]:
                 }
             )
             break
-    for s in ImageSet.objects.ready().synthetic()[:50]:
+    for s in synthetic:
         if s.pk not in studied:
             steps.append(
                 {
